@@ -1,0 +1,5 @@
+import sys
+
+from nvcf_helpers.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""The request context: a typed, immutable view of one NVCF invocation.
+
+NVCF's worker describes each invocation with ``NVCF-*`` headers (see
+``NVCF_CONTRACT.md`` section 2). They reach a container as HTTP headers, as
+PyTriton ``Request.parameters``, or as the JSON string of the Triton Python
+backend's ``request.parameters()``; the function's identity is also in the
+environment. :class:`RequestContext` parses any of these once, in one pass,
+into a frozen dataclass, so the rest of the code reads typed fields instead of
+re-searching a dict of strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from nvcf_helpers.errors import HeaderError
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "HEADER_NAMES", "RequestContext"]
+
+#: The largest body NVCF's worker passes back inline when the header is absent.
+DEFAULT_MAX_RESPONSE_BYTES = 5_000_000
+
+#: The header each field comes from, in the spelling NVCF's documentation uses.
+HEADER_NAMES: Mapping[str, str] = {
+    "request_id": "NVCF-REQID",
+    "subject": "NVCF-SUB",
+    "nca_id": "NVCF-NCAID",
+    "function_name": "NVCF-FUNCTION-NAME",
+    "function_id": "NVCF-FUNCTION-ID",
+    "function_version_id": "NVCF-FUNCTION-VERSION-ID",
+    "asset_dir": "NVCF-ASSET-DIR",
+    "large_output_dir": "NVCF-LARGE-OUTPUT-DIR",
+    "max_response_bytes": "NVCF-MAX-RESPONSE-SIZE-BYTES",
+    "nspect_id": "NVCF-NSPECTID",
+    "backend": "NVCF-BACKEND",
+    "instance_type": "NVCF-INSTANCETYPE",
+    "region": "NVCF-REGION",
+    "env": "NVCF-ENV",
+    "asset_ids": "NVCF-FUNCTION-ASSET-IDS",
+    "poll_seconds": "NVCF-POLL-SECONDS",
+}
+
+# Lower-cased header name -> field name: the only table a lookup touches.
+_FIELD_BY_HEADER = {header.lower(): name for name, header in HEADER_NAMES.items()}
+
+# The identity NVCF also puts in the container's environment.
+_ENV_NAMES = {
+    "NVCF_BACKEND": "backend",
+    "NVCF_ENV": "env",
+    "NVCF_FUNCTION_ID": "function_id",
+    "NVCF_FUNCTION_NAME": "function_name",
+    "NVCF_FUNCTION_VERSION_ID": "function_version_id",
+    "NVCF_INSTANCETYPE": "instance_type",
+    "NVCF_NCA_ID": "nca_id",
+    "NVCF_REGION": "region",
+}
+
+
+def _non_negative_int(field: str, raw: str) -> int:
+    text = raw.strip()
+    # int() alone would accept "+5", " 5 " and "5_000"; NVCF sends plain digits.
+    if not text.isascii() or not text.isdigit():
+        raise HeaderError(HEADER_NAMES[field], raw, "a non-negative integer")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What NVCF told the container about one invocation.
+
+    A field is ``None`` when its header was absent or empty (never ``""``),
+    except ``max_response_bytes``, which takes NVCF's default, and
+    ``asset_ids``, which is an empty tuple.
+    """
+
+    request_id: str | None = None
+    subject: str | None = None
+    nca_id: str | None = None
+    function_name: str | None = None
+    function_id: str | None = None
+    function_version_id: str | None = None
+    asset_dir: Path | None = None
+    large_output_dir: Path | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    nspect_id: str | None = None
+    backend: str | None = None
+    instance_type: str | None = None
+    region: str | None = None
+    env: str | None = None
+    asset_ids: tuple[str, ...] = ()
+    poll_seconds: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> RequestContext:
+        """Build a context from HTTP headers, matching names case-insensitively.
+
+        Args:
+            headers: any mapping of header names to values (a dict, an HTTP
+                framework's header object) or an iterable of ``(name, value)``
+                pairs. Names that are not NVCF headers are ignored; when a name
+                appears more than once, the last value wins.
+
+        Raises:
+            HeaderError: a size or poll time that is not a non-negative integer.
+        """
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        raw: dict[str, str] = {}
+        for name, value in items:
+            field = _FIELD_BY_HEADER.get(name.lower())
+            if field is not None and isinstance(value, str):
+                raw[field] = value
+        return cls._from_raw(raw)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any] | str | bytes | None) -> RequestContext:
+        """Build a context from inference request parameters.
+
+        Args:
+            parameters: PyTriton's ``Request.parameters`` dict, or the JSON
+                string returned by the Triton Python backend's
+                ``request.parameters()``. Triton puts forwarded headers there;
+                when the body also had a parameter of the same name the JSON
+                holds the key twice and the later one (the header) wins.
+                Values that are not strings (numbers, booleans) are body
+                parameters, never headers, and are ignored.
+
+        Raises:
+            HeaderError: the JSON is malformed, or a header value is malformed.
+        """
+        if parameters is None:
+            return cls()
+        if isinstance(parameters, (str, bytes)):
+            try:
+                decoded = json.loads(parameters) if parameters else {}
+            except ValueError as exc:
+                raise HeaderError(
+                    "parameters", parameters, f"a JSON object of request parameters ({exc})"
+                ) from None
+            if not isinstance(decoded, dict):
+                raise HeaderError("parameters", parameters, "a JSON object of request parameters")
+            parameters = decoded
+        return cls.from_headers(parameters)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RequestContext:
+        """Build a context holding the function identity from ``NVCF_*`` variables.
+
+        Args:
+            environ: the environment to read; ``os.environ`` by default.
+        """
+        source = os.environ if environ is None else environ
+        raw = {field: source[name] for name, field in _ENV_NAMES.items() if name in source}
+        return cls._from_raw(raw)
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, str]) -> RequestContext:
+        values: dict[str, Any] = {}
+        for field, text in raw.items():
+            if field == "max_response_bytes":
+                values[field] = _non_negative_int(field, text)
+            elif field == "poll_seconds":
+                values[field] = _non_negative_int(field, text)
+            elif field == "asset_ids":
+                values[field] = tuple(part for part in (p.strip() for p in text.split(",")) if part)
+            elif not text.strip():
+                continue  # an empty header is an absent header, not ""
+            elif field in ("asset_dir", "large_output_dir"):
+                values[field] = Path(text)
+            else:
+                values[field] = text
+        return cls(**values)
+
+    def to_headers(self) -> dict[str, str]:
+        """The NVCF headers that would describe this context (absent fields omitted).
+
+        Useful to replay a request with the headers NVCF's worker sends.
+        """
+        headers: dict[str, str] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None or value == ():
+                continue
+            if field.name == "asset_ids":
+                value = ",".join(value)
+            headers[HEADER_NAMES[field.name]] = str(value)
+        return headers
