@@ -161,9 +161,7 @@ class RequestContext:
     def _from_raw(cls, raw: Mapping[str, str]) -> RequestContext:
         values: dict[str, Any] = {}
         for field, text in raw.items():
-            if field == "max_response_bytes":
-                values[field] = _non_negative_int(field, text)
-            elif field == "poll_seconds":
+            if field in ("max_response_bytes", "poll_seconds"):
                 values[field] = _non_negative_int(field, text)
             elif field == "asset_ids":
                 values[field] = tuple(part for part in (p.strip() for p in text.split(",")) if part)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from nvcf_helpers.errors import SpecError
 
@@ -105,7 +105,9 @@ class FunctionSpec:
     @property
     def inference_path(self) -> str:
         """``inference_url`` as a path with a leading slash (NVCF accepts both)."""
-        return self.inference_url if self.inference_url.startswith("/") else "/" + self.inference_url
+        return (
+            self.inference_url if self.inference_url.startswith("/") else "/" + self.inference_url
+        )
 
 
 def _port(value: object, where: str, problems: list[str]) -> int:
@@ -210,10 +212,10 @@ def parse_spec(data: object, source: str = "function.json") -> FunctionSpec:
         problems.append(f"apiBodyFormat is {api_body_format!r}: expected 'CUSTOM' or 'PREDICT_V2'")
     if problems:
         raise _spec_error(source, problems)
-    assert name is not None and inference_url is not None  # guaranteed by the checks above
     return FunctionSpec(
-        name=name,
-        inference_url=inference_url,
+        # Both are set: a missing or empty one was reported as a problem above.
+        name=cast(str, name),
+        inference_url=cast(str, inference_url),
         inference_port=port,
         health=health,
         container_image=container_image,
