@@ -24,6 +24,7 @@ worker accepts, for ``nvcf-helpers local`` and for tests.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -50,6 +51,12 @@ MAX_PARTIAL_RESPONSE_BYTES = 250 * 1000
 
 # Steps tried, in nanoseconds, when the filesystem rounds an mtime down.
 _MTIME_STEPS_NS = (1_000, 1_000_000, 10_000_000, 1_000_000_000, 2_000_000_000)
+
+# One lock and one counter for the whole process, not one per reporter: two
+# reporters of the same request (one per thread, say) must neither pick the
+# same temporary name nor interleave their mtime stamping and renames.
+_WRITE_LOCK = threading.Lock()
+_SERIALS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +120,6 @@ class ProgressReporter:
         self._request_id = ctx.request_id
         self._directory = ctx.large_output_dir
         self.path: Path = ctx.large_output_dir / PROGRESS_FILE
-        self._lock = threading.Lock()
-        self._serial = 0
 
     def update(self, progress: int, partial_response: Mapping[str, Any] | None = None) -> None:
         """Publish ``progress`` (a whole percentage) and an optional partial response.
@@ -129,9 +134,9 @@ class ProgressReporter:
         body = f'{{"id":{request_id},"progress":{progress}'
         body += f',"partialResponse":{partial}}}' if partial is not None else "}"
         data = body.encode("utf-8")
-        with self._lock:
-            self._serial += 1
-            temporary = self._directory / f".{PROGRESS_FILE}.{os.getpid()}.{self._serial}.tmp"
+        with _WRITE_LOCK:
+            serial = next(_SERIALS)
+            temporary = self._directory / f".{PROGRESS_FILE}.{os.getpid()}.{serial}.tmp"
             self._directory.mkdir(parents=True, exist_ok=True)
             try:
                 with temporary.open("wb") as stream:
