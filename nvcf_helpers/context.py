@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nvcf_helpers.errors import HeaderError
 
@@ -108,7 +108,12 @@ class RequestContext:
         Raises:
             HeaderError: a size or poll time that is not a non-negative integer.
         """
-        items = headers.items() if isinstance(headers, Mapping) else headers
+        # Not every header object is a Mapping: http.server's (an email Message)
+        # has items() but iterates over names only.
+        items_method = getattr(headers, "items", None)
+        items: Iterable[tuple[str, str]] = (
+            items_method() if callable(items_method) else cast(Iterable[tuple[str, str]], headers)
+        )
         raw: dict[str, str] = {}
         for name, value in items:
             field = _FIELD_BY_HEADER.get(name.lower())
