@@ -166,12 +166,12 @@ class RequestContext:
     def _from_raw(cls, raw: Mapping[str, str]) -> RequestContext:
         values: dict[str, Any] = {}
         for field, text in raw.items():
+            if not text.strip():
+                continue  # an empty header is an absent header: not "", not an error
             if field in ("max_response_bytes", "poll_seconds"):
                 values[field] = _non_negative_int(field, text)
             elif field == "asset_ids":
                 values[field] = tuple(part for part in (p.strip() for p in text.split(",")) if part)
-            elif not text.strip():
-                continue  # an empty header is an absent header, not ""
             elif field in ("asset_dir", "large_output_dir"):
                 values[field] = Path(text)
             else:
