@@ -18,6 +18,9 @@ from nvcf_helpers.errors import AssetError, AssetNotFoundError, MissingContextEr
 
 __all__ = ["asset_path", "list_assets", "open_asset", "read_asset"]
 
+# The longest file name, in bytes, that Linux filesystems accept.
+_NAME_MAX = 255
+
 
 def _asset_dir(ctx: RequestContext) -> Path:
     if ctx.asset_dir is None:
@@ -39,6 +42,20 @@ def _check_asset_id(asset_id: object) -> str:
         raise AssetError(
             f"asset id {asset_id!r} is not a plain name: asset ids are file names inside "
             "NVCF-ASSET-DIR, without separators, '..' or NUL"
+        )
+    # Checked here so that the filesystem calls below cannot fail with an
+    # OSError (name too long) or a UnicodeEncodeError on a caller's id.
+    try:
+        size = len(os.fsencode(asset_id))
+    except UnicodeEncodeError:
+        raise AssetError(
+            f"asset id {asset_id!r} cannot be encoded as a file name: pass the id NVCF gave "
+            "the asset"
+        ) from None
+    if size > _NAME_MAX:
+        raise AssetError(
+            f"asset id {asset_id[:40]!r}... is {size} bytes long: file names hold at most "
+            f"{_NAME_MAX} bytes; pass the id NVCF gave the asset"
         )
     return asset_id
 
