@@ -192,10 +192,10 @@ def parse_spec(data: object, source: str = "function.json") -> FunctionSpec:
     if not isinstance(data, Mapping):
         raise _spec_error(source, ["the top level must be a JSON object"])
     name = _string(data, "name", problems)
-    if name is None and "name" not in data:
+    if name is None and data.get("name") is None:
         problems.append("name is missing: give the function a name")
     inference_url = _string(data, "inferenceUrl", problems)
-    if inference_url is None and "inferenceUrl" not in data:
+    if inference_url is None and data.get("inferenceUrl") is None:
         problems.append("inferenceUrl is missing: e.g. '/v2/models/my_model/infer'")
     port = _port(data.get("inferencePort", DEFAULT_PORT), "inferencePort", problems)
     health = _health(data.get("health"), DEFAULT_PORT, problems)
