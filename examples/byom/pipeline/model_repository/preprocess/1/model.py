@@ -1,0 +1,65 @@
+"""Triton Python-backend model: 8-bit greyscale images -> the classifier's input.
+
+Input ``PIXELS`` (UINT8, [batch, H, W], H and W multiples of 8, 0..255 grey
+levels); output ``IMAGE`` (FP32, [batch, 8, 8]) on the digits data set's 0..16
+scale. Each 8x8 output pixel is the mean of an (H/8)x(W/8) block, scaled by
+16/255: this is how the data set itself was made from 32x32 bitmaps (the count
+of "on" pixels in each 4x4 block), so a 32x32 scan works as well as an 8x8 one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from nvcf_helpers import InputError, InvalidInputError, RequestContext, configure_logging
+from nvcf_helpers.log import log_request
+
+LOG = logging.getLogger("preprocess")
+
+
+def to_digits_scale(pixels: np.ndarray) -> np.ndarray:
+    """Block-average ``pixels`` (n, H, W) uint8 to (n, 8, 8) float32 on 0..16."""
+    count, height, width = pixels.shape
+    if height == 0 or width == 0 or height % 8 or width % 8:
+        raise InputError(
+            f"input PIXELS has images of {height}x{width} pixels: send images whose height "
+            "and width are multiples of 8 (8x8, 16x16, 32x32, ...)"
+        )
+    blocks = pixels.reshape(count, 8, height // 8, 8, width // 8).astype(np.float32)
+    return (blocks.mean(axis=(2, 4)) * (16.0 / 255.0)).astype(np.float32)
+
+
+class TritonPythonModel:
+    """Pre-processing as Triton's Python backend calls it."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        """Set up NVCF-format logging."""
+        configure_logging()
+        LOG.info("preprocess model loaded (instance %s)", args["model_instance_name"])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """Convert each request's images; a bad request gets a 400, the others go on."""
+        responses = []
+        for request in requests:
+            ctx = None
+            try:
+                ctx = RequestContext.from_parameters(request.parameters())
+                with log_request(ctx):
+                    tensor = pb_utils.get_input_tensor_by_name(request, "PIXELS")
+                    if tensor is None:
+                        raise InputError("input PIXELS is missing: send UINT8 greyscale images")
+                    images = to_digits_scale(tensor.as_numpy())
+                    LOG.info("preprocessed %d image(s)", len(images))
+                responses.append(
+                    pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("IMAGE", images)])
+                )
+            except InvalidInputError as exc:
+                with log_request(ctx):
+                    LOG.warning("rejected: %s", exc)
+                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(error=error))
+        return responses
