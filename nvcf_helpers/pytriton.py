@@ -1,0 +1,486 @@
+"""Serve a PyTriton model as an NVCF container function.
+
+What this adapter does for a PyTriton ``run.py``:
+
+- :func:`triton_config` builds a ``TritonConfig`` that forwards ``NVCF-*``
+  headers (``http_header_forward_pattern="NVCF-.*"``), shortens the exit
+  timeout (NVCF's worker keeps connections open, and ``docker stop`` sends
+  SIGKILL after 10 s), and leaves the ports to PyTriton's
+  ``PYTRITON_TRITON_CONFIG_HTTP_PORT`` / ``_GRPC_PORT`` / ``_METRICS_PORT``
+  environment variables (tritonserver's defaults 8000/8001/8002 otherwise).
+- :func:`with_request_context` wraps an infer callable: the outer callable
+  reads each request's :class:`~nvcf_helpers.context.RequestContext` from
+  ``Request.parameters`` (forwarded headers reach only undecorated callables)
+  and binds it, with the request id for :func:`~nvcf_helpers.log.log_request`,
+  while the inner callable runs, so the inner one may use ``@batch``. It reads
+  the context with :func:`current_context`. An
+  :class:`~nvcf_helpers.errors.InvalidInputError` raised inside reaches the
+  client as a 400 with its message; any other exception as a 500 whose message
+  has no traceback (the traceback is logged on the server).
+- :func:`install_sigterm_handler` turns SIGTERM into ``SystemExit``, so
+  ``with Triton(...)`` exits cleanly and leaves no ``~/.cache/pytriton``
+  workspace behind.
+- :func:`serve` does all of the above, applies the libpython fix of
+  :func:`nvcf_helpers.tritonserver.apply_libpython_fix`, configures NVCF
+  logging, and serves until SIGTERM or Ctrl-C.
+
+A complete ``run.py``::
+
+    import numpy as np
+    from pytriton.decorators import batch
+    from pytriton.model_config import ModelConfig, Tensor
+
+    from nvcf_helpers import InputError
+    from nvcf_helpers.pytriton import current_context, serve, with_request_context
+
+    import logging
+    log = logging.getLogger("my_model")
+
+    @with_request_context
+    @batch
+    def infer(INPUT0: np.ndarray) -> dict[str, np.ndarray]:
+        if not np.isfinite(INPUT0).all():
+            raise InputError("INPUT0 holds NaN or infinity: send finite numbers")
+        log.info("batch of %d", len(INPUT0))  # carries [reqid=...]
+        return {"OUTPUT0": INPUT0}
+
+    def bind(triton):
+        triton.bind(
+            model_name="my_model",
+            infer_func=infer,
+            inputs=[Tensor(name="INPUT0", dtype=np.float32, shape=(-1,))],
+            outputs=[Tensor(name="OUTPUT0", dtype=np.float32, shape=(-1,))],
+            config=ModelConfig(max_batch_size=8),
+        )
+
+    if __name__ == "__main__":
+        serve(bind)
+
+With ``@batch`` one call can hold several requests: :func:`current_contexts`
+gives one context per request; :func:`current_context` the only one (pass
+``per_request=True`` to :func:`with_request_context` to get one call per
+request, e.g. to report progress or write large outputs per request).
+
+PyTriton 0.7.0 answers every exception of an infer callable with HTTP 500
+and the traceback as the message; it has no way to send a client error. This
+module adds one: the proxy model that PyTriton ships to Triton gets a short
+addition that turns errors marked by this adapter into ``INVALID_ARG`` (HTTP
+400) or ``INTERNAL`` (500) responses carrying the message alone. Streaming
+(decoupled) models keep PyTriton's behaviour. pytriton is imported lazily,
+inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import json
+import logging
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from nvcf_helpers.context import RequestContext
+from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
+from nvcf_helpers.log import configure_logging, log_request
+from nvcf_helpers.tritonserver import HEADER_FORWARD_PATTERN, apply_libpython_fix
+
+if TYPE_CHECKING:  # pragma: no cover - for annotations only
+    from pytriton.triton import Triton, TritonConfig
+
+__all__ = [
+    "DEFAULT_EXIT_TIMEOUT_SECS",
+    "ContextUnavailableError",
+    "current_context",
+    "current_contexts",
+    "install_error_mapping",
+    "install_sigterm_handler",
+    "serve",
+    "triton_config",
+    "with_request_context",
+]
+
+#: Seconds tritonserver waits for open connections and in-flight requests on
+#: exit. PyTriton's own shutdown then takes about 4.5 s; both must fit in the
+#: 10 s between ``docker stop``'s SIGTERM and its SIGKILL.
+DEFAULT_EXIT_TIMEOUT_SECS = 3
+
+_ENV_PREFIX = "PYTRITON_TRITON_CONFIG_"
+_LOG = logging.getLogger(__name__)
+
+_contexts: contextvars.ContextVar[tuple[RequestContext, ...] | None] = contextvars.ContextVar(
+    "nvcf_pytriton_contexts", default=None
+)
+
+
+class ContextUnavailableError(NvcfHelperError, LookupError):
+    """No single request context is bound where :func:`current_context` was called."""
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def triton_config(**overrides: Any) -> TritonConfig:
+    """A ``pytriton.triton.TritonConfig`` ready for NVCF.
+
+    Sets ``http_header_forward_pattern="NVCF-.*"`` and
+    ``exit_timeout_secs=DEFAULT_EXIT_TIMEOUT_SECS`` (unless
+    ``PYTRITON_TRITON_CONFIG_EXIT_TIMEOUT_SECS`` is set). Ports are left unset,
+    so PyTriton takes them from ``PYTRITON_TRITON_CONFIG_HTTP_PORT``,
+    ``_GRPC_PORT`` and ``_METRICS_PORT``, and tritonserver falls back to
+    8000, 8001 and 8002. Also applies the libpython fix to ``os.environ``.
+
+    Args:
+        **overrides: any ``TritonConfig`` field (``http_port=9000``, ...);
+            these win over everything else.
+    """
+    from pytriton.triton import TritonConfig
+
+    apply_libpython_fix()
+    values: dict[str, Any] = {"http_header_forward_pattern": HEADER_FORWARD_PATTERN}
+    if f"{_ENV_PREFIX}EXIT_TIMEOUT_SECS" not in os.environ:
+        values["exit_timeout_secs"] = DEFAULT_EXIT_TIMEOUT_SECS
+    values.update(overrides)
+    config: TritonConfig = TritonConfig(**values)
+    return config
+
+
+# --- errors that reach the client without a traceback --------------------------------
+
+# A marked error travels from the infer callable (this process) to PyTriton's
+# proxy model (inside tritonserver's Python backend stub) only as text: PyTriton
+# formats the exception with its traceback. The mark survives that formatting.
+_MARK = re.compile(r'\[nvcf-error (?P<status>400|500) (?P<message>"(?:[^"\\]|\\.)*")\]')
+
+
+class _MarkedError(Exception):
+    """An exception whose text the patched proxy model answers with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"[nvcf-error {status} {json.dumps(message)}]")
+
+
+def _unmark(text: str) -> tuple[int, str] | None:
+    """The status and message of a marked error inside ``text``, if any."""
+    found = _MARK.search(text)
+    if found is None:
+        return None
+    message: str = json.loads(found.group("message"))
+    return int(found.group("status")), message
+
+
+_PATCH_TAG = "# nvcf_helpers: client errors answer INVALID_ARG"
+
+# Appended to PyTriton's proxy model.py. It runs inside the Python backend stub
+# and relies only on the Python backend API (TritonPythonModel.execute,
+# pb_utils), not on PyTriton's internals.
+_PROXY_PATCH = f"""
+
+{_PATCH_TAG} (HTTP 400), not a 500 with a traceback.
+import json as _nvcf_json
+import re as _nvcf_re
+
+_NVCF_MARK = _nvcf_re.compile({_MARK.pattern!r})
+_nvcf_original_execute = TritonPythonModel.execute
+
+
+def _nvcf_execute(self, triton_requests):
+    try:
+        return _nvcf_original_execute(self, triton_requests)
+    except pb_utils.TritonModelException as exc:
+        found = _NVCF_MARK.search(str(exc))
+        if found is None:
+            raise
+        if found.group("status") == "400":
+            code = pb_utils.TritonError.INVALID_ARG
+        else:
+            code = pb_utils.TritonError.INTERNAL
+        error = pb_utils.TritonError(_nvcf_json.loads(found.group("message")), code)
+        return [pb_utils.InferenceResponse(error=error) for _ in triton_requests]
+
+
+TritonPythonModel.execute = _nvcf_execute
+"""
+
+
+def _patched_model_source(source: bytes) -> bytes:
+    text = source.decode("utf-8")
+    if _PATCH_TAG in text or "class TritonPythonModel" not in text:
+        return source
+    return (text + _PROXY_PATCH).encode("utf-8")
+
+
+def _drop_marked_errors(record: logging.LogRecord) -> bool:
+    return _MARK.search(record.getMessage()) is None
+
+
+_patch_lock = threading.Lock()
+
+
+def install_error_mapping() -> None:
+    """Make PyTriton answer this adapter's marked errors with 400/500 and a clean message.
+
+    Patches ``pytriton.models.model.Model`` so the proxy ``model.py`` it ships
+    to Triton carries a small addition (see the module docstring). Safe to
+    call more than once; :func:`with_request_context` and :func:`serve` call it.
+    """
+    from pytriton.models import model as model_module
+
+    model_class = model_module.Model
+    with _patch_lock:
+        if getattr(model_class, "_nvcf_helpers_patched", False):
+            return
+        original_files = model_class.get_proxy_model_files
+        original_generate = model_class.generate_model
+
+        @functools.wraps(original_files)
+        def get_proxy_model_files(self: Any) -> dict[str, bytes]:
+            files: dict[str, bytes] = original_files(self)
+            return {
+                key: _patched_model_source(value) if key.endswith("/model.py") else value
+                for key, value in files.items()
+            }
+
+        @functools.wraps(original_generate)
+        def generate_model(self: Any, model_repository: Any) -> None:
+            original_generate(self, model_repository)
+            path = model_repository / self.model_name / str(self.model_version) / "model.py"
+            if path.is_file():
+                path.write_bytes(_patched_model_source(path.read_bytes()))
+
+        # PyTriton logs each marked error again, with the adapter's own frames as
+        # its traceback; the adapter already logged it (with the original one).
+        logging.getLogger("pytriton.proxy.inference").addFilter(_drop_marked_errors)
+        model_class.get_proxy_model_files = get_proxy_model_files
+        model_class.generate_model = generate_model
+        model_class._nvcf_helpers_patched = True
+
+
+# --- request context for infer callables ---------------------------------------------
+
+
+def current_contexts() -> tuple[RequestContext, ...]:
+    """The contexts of the requests in the running infer call, in request order.
+
+    Raises:
+        ContextUnavailableError: called outside a callable wrapped by
+            :func:`with_request_context`.
+    """
+    contexts = _contexts.get()
+    if contexts is None:
+        raise ContextUnavailableError(
+            "no request context is bound here: call current_context() inside an infer "
+            "callable wrapped with nvcf_helpers.pytriton.with_request_context"
+        )
+    return contexts
+
+
+def current_context() -> RequestContext:
+    """The context of the request being handled.
+
+    Raises:
+        ContextUnavailableError: called outside a wrapped callable, or the
+            call holds several requests (batched); then use
+            :func:`current_contexts` or ``with_request_context(per_request=True)``.
+    """
+    contexts = current_contexts()
+    if len(contexts) != 1:
+        raise ContextUnavailableError(
+            f"this infer call holds {len(contexts)} requests, so there is no single request "
+            "context: use current_contexts(), or wrap with "
+            "with_request_context(infer, per_request=True) to get one call per request"
+        )
+    return contexts[0]
+
+
+def _parameters(request: Any) -> Mapping[str, Any] | None:
+    parameters = getattr(request, "parameters", None)
+    return parameters if isinstance(parameters, Mapping) else None
+
+
+@contextmanager
+def _bound(requests: Sequence[Any]) -> Iterator[None]:
+    """Bind the requests' contexts and request ids; mark errors for the client."""
+    try:
+        contexts = tuple(RequestContext.from_parameters(_parameters(r)) for r in requests)
+    except InvalidInputError as exc:
+        raise _MarkedError(400, str(exc)) from None
+    ids = ",".join(c.request_id for c in contexts if c.request_id) or None
+    token = _contexts.set(contexts)
+    try:
+        with log_request(ids):
+            try:
+                yield
+            except _MarkedError:
+                raise
+            except InvalidInputError as exc:
+                _LOG.info("rejected: %s", exc)
+                raise _MarkedError(400, str(exc)) from None
+            except Exception as exc:
+                if type(exc).__name__ == "PyTritonUnrecoverableError":
+                    raise  # PyTriton stops the server on it; keep its meaning
+                _LOG.exception("inference failed")
+                raise _MarkedError(500, f"internal error: {type(exc).__name__}: {exc}") from None
+    finally:
+        _contexts.reset(token)
+
+
+def _wrapper_for(infer_func: Callable[..., Any], per_request: bool) -> Callable[..., Any]:
+    """A wrapt-style wrapper of the same kind (plain, generator, async) as ``infer_func``."""
+    target: Any = infer_func
+    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
+        target = target.__call__  # a callable object: PyTriton inspects __call__ too
+
+    if inspect.isasyncgenfunction(target):
+        if per_request:
+            raise TypeError("per_request=True does not apply to streaming (generator) models")
+
+        async def agen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            with _bound(args[0]):
+                async for item in wrapped(*args, **kwargs):
+                    yield item
+
+        return agen_wrapper
+
+    if inspect.isgeneratorfunction(target):
+        if per_request:
+            raise TypeError("per_request=True does not apply to streaming (generator) models")
+
+        def gen_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            def generate() -> Iterator[Any]:
+                with _bound(args[0]):
+                    yield from wrapped(*args, **kwargs)
+
+            return generate()
+
+        return gen_wrapper
+
+    if inspect.iscoroutinefunction(target):
+
+        def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            async def run() -> Any:
+                requests, rest = args[0], args[1:]
+                if not per_request:
+                    with _bound(requests):
+                        return await wrapped(requests, *rest, **kwargs)
+                results: list[Any] = []
+                for request in requests:
+                    with _bound([request]):
+                        results.extend(await wrapped([request], *rest, **kwargs))
+                return results
+
+            return run()
+
+        return async_wrapper
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        requests, rest = args[0], args[1:]
+        if not per_request:
+            with _bound(requests):
+                return wrapped(requests, *rest, **kwargs)
+        results: list[Any] = []
+        for request in requests:
+            with _bound([request]):
+                results.extend(wrapped([request], *rest, **kwargs))
+        return results
+
+    return wrapper
+
+
+def with_request_context(
+    infer_func: Callable[..., Any] | None = None, *, per_request: bool = False
+) -> Any:
+    """Give an infer callable the NVCF request context of its requests.
+
+    Use as a decorator (outermost, above ``@batch``) or call it on the
+    callable passed to ``triton.bind(infer_func=...)``. While the inner
+    callable runs, :func:`current_contexts` / :func:`current_context` return
+    the contexts parsed from each request's forwarded ``NVCF-*`` headers, and
+    log lines carry the request id (ids joined by commas for a batch).
+
+    Errors: an :class:`~nvcf_helpers.errors.InvalidInputError` (a malformed
+    header included) answers the request with HTTP 400 and its message; any
+    other exception is logged with its traceback and answered with a 500 whose
+    message names it, without the traceback. Plain, generator and ``async``
+    callables are supported (a streaming model keeps PyTriton's error answers).
+
+    Args:
+        infer_func: the callable; omit it to use ``@with_request_context(per_request=True)``.
+        per_request: call the inner callable once per request (with a
+            one-request list), so :func:`current_context` always works; this
+            gives up batching across requests.
+
+    Returns:
+        The wrapped callable (a ``wrapt`` function wrapper, like PyTriton's own
+        decorators, so ``@batch`` underneath still finds its model config).
+    """
+    if infer_func is None:
+        return functools.partial(with_request_context, per_request=per_request)
+    import wrapt
+
+    install_error_mapping()
+    apply_libpython_fix()
+    return wrapt.FunctionWrapper(infer_func, _wrapper_for(infer_func, per_request))
+
+
+# --- process lifecycle -----------------------------------------------------------------
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM (what ``docker stop`` sends) into ``SystemExit(0)``.
+
+    ``with Triton(...)`` then leaves through its ``__exit__``, which stops
+    tritonserver and deletes PyTriton's workspace. Call it from the main thread.
+    """
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        _LOG.info("SIGTERM received, shutting down")
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def serve(
+    bind: Callable[[Triton], None],
+    *,
+    config: TritonConfig | None = None,
+    log_level: int | str = logging.INFO,
+    json_logs: bool = False,
+    restricted_endpoints: Sequence[str] | None = None,
+) -> None:
+    """Start PyTriton, let ``bind`` bind the models, and serve until SIGTERM or Ctrl-C.
+
+    Configures NVCF logging, installs the SIGTERM handler and the error
+    mapping, applies the libpython fix, then blocks in ``Triton.serve()``.
+    On SIGTERM the server shuts down cleanly and the process exits with 0.
+
+    Args:
+        bind: called with the started ``Triton`` object; calls ``triton.bind(...)``.
+        config: a ``TritonConfig``; :func:`triton_config` () by default.
+        log_level: level of the root logger.
+        json_logs: log one JSON object per line instead of NVCF's text format.
+        restricted_endpoints: Triton endpoints that need PyTriton's access
+            token; PyTriton's default list when None, nothing restricted when empty.
+    """
+    from pytriton.triton import Triton, TritonSecurityConfig
+
+    configure_logging(log_level, json=json_logs)
+    install_sigterm_handler()
+    install_error_mapping()
+    apply_libpython_fix()
+    security = (
+        None
+        if restricted_endpoints is None
+        else TritonSecurityConfig(restricted_endpoints=list(restricted_endpoints))
+    )
+    with Triton(config=config or triton_config(), security_config=security) as triton:
+        bind(triton)
+        triton.serve()

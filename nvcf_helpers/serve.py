@@ -1,0 +1,100 @@
+"""``nvcf-helpers serve``: serve a Triton model repository on this machine.
+
+Runs the ``tritonserver`` shipped in the nvidia-pytriton wheel in the
+foreground, with NVCF header forwarding and the set-up of
+:mod:`nvcf_helpers.tritonserver`, so a model-only (BYOM) function can be run
+and tested without Docker or a GPU::
+
+    nvcf-helpers serve model_repository --http-port 8000
+
+The server's output passes through; once every model is ready one line says
+so (``ready: http://127.0.0.1:8000 models: a, b``). Ctrl-C or SIGTERM stops
+the server and the command exits 0. If the server exits on its own (a model
+failed to load) the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from nvcf_helpers.tritonserver import TritonServer, TritonServerError, list_models
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``serve`` options."""
+    parser.add_argument("model_repository", metavar="MODEL_REPOSITORY", help="model repository")
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default 127.0.0.1; 0.0.0.0 for all)"
+    )
+    parser.add_argument(
+        "--disable-auto-complete-config",
+        action="store_true",
+        help="start faster; every model then needs a complete config.pbtxt",
+    )
+    parser.add_argument(
+        "--log-verbose", type=int, default=0, metavar="N", help="tritonserver verbose log level"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up if the models are not ready in time (default 300)",
+    )
+
+
+class _Stop(Exception):
+    """Raised in the main thread by the SIGTERM handler."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (exit 0) or until the server dies (exit 1)."""
+    models = list_models(args.model_repository)
+    extra = [f"--log-verbose={args.log_verbose}"] if args.log_verbose else []
+    server = TritonServer(
+        args.model_repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        host=args.host,
+        disable_auto_complete_config=args.disable_auto_complete_config,
+        extra_args=extra,
+        stdout=sys.stdout,
+    )
+    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
+    previous_int = signal.getsignal(signal.SIGINT)
+    try:
+        server.start()
+        try:
+            server.wait_ready(models, timeout=args.ready_timeout)
+        except TritonServerError as exc:
+            # Its output already passed through above: report one line.
+            raise TritonServerError(f"{exc.summary}; see the server output above") from None
+        print(f"ready: {server.url} models: {', '.join(models)}", flush=True)
+        while server.returncode is None:
+            time.sleep(0.5)
+        raise TritonServerError(
+            f"tritonserver exited with status {server.returncode}; see its output above"
+        )
+    except (_Stop, KeyboardInterrupt):
+        # A second Ctrl-C or SIGTERM must not interrupt the shutdown itself.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        server.stop()
+        print("stopped", flush=True)
+        return 0
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)

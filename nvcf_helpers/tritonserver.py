@@ -1,0 +1,544 @@
+"""Run the ``tritonserver`` binary that ships in the nvidia-pytriton wheel.
+
+NVCF model-only functions (BYOM) are Triton model repositories. This module
+serves one on a machine without Docker or a GPU, with the set-up described in
+``TRITON_ON_CPU.md`` done for you: a backend directory holding the Python
+backend and the stub for the running interpreter, the interpreter's
+``LIBDIR`` first on ``LD_LIBRARY_PATH`` (the stub otherwise loads the
+system's libpython and model loading fails), the interpreter's ``bin``
+directory first on ``PATH`` (the stub takes its packages from the first
+``python3`` there), loopback addresses, and NVCF header forwarding.
+
+Usage::
+
+    from nvcf_helpers.tritonserver import TritonServer
+
+    with TritonServer("model_repository") as server:  # free ports by default
+        server.wait_ready()                           # every model ready, or an error
+        print(server.url)                             # http://127.0.0.1:<port>
+        ...                                           # send requests with tritonclient
+
+PyTriton starts ``tritonserver`` itself, as a child of the current process;
+:func:`apply_libpython_fix` fixes ``os.environ`` for that case (the
+:mod:`nvcf_helpers.pytriton` adapter calls it for you).
+
+Only the standard library is used; pytriton is located with
+:func:`importlib.util.find_spec`, never imported.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.testing import free_port
+
+__all__ = [
+    "HEADER_FORWARD_PATTERN",
+    "TritonInstall",
+    "TritonNotInstalledError",
+    "TritonServer",
+    "TritonServerError",
+    "apply_libpython_fix",
+    "find_triton",
+    "list_models",
+    "make_backend_directory",
+    "server_command",
+    "server_environment",
+]
+
+#: What NVCF requires on the Triton command line: forward every ``NVCF-*`` header.
+HEADER_FORWARD_PATTERN = "NVCF-.*"
+
+_INSTALL_HINT = "install it: pip install 'nvcf-helpers[pytriton]'"
+_TAIL_LINES = 200
+
+
+class TritonNotInstalledError(NvcfHelperError):
+    """The nvidia-pytriton wheel, which carries ``tritonserver``, is missing or incomplete."""
+
+
+class TritonServerError(NvcfHelperError):
+    """``tritonserver`` failed to start, exited early, or did not become ready.
+
+    Attributes:
+        summary: the one-line description, without the server's output.
+        output: the last lines the server printed ("" when not relevant).
+    """
+
+    def __init__(self, summary: str, output: str = "") -> None:
+        self.summary = summary
+        self.output = output
+        super().__init__(f"{summary}; its last output:\n{output}" if output else summary)
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """Where the parts of Triton live inside the nvidia-pytriton wheel.
+
+    Attributes:
+        root: the ``pytriton/tritonserver`` directory.
+        server: the ``tritonserver`` executable.
+        python_backend: the directory with ``libtriton_python.so`` and
+            ``triton_python_backend_utils.py``.
+        stub: ``triton_python_backend_stub`` built for the running Python.
+        libs: the wheel's bundled shared libraries (``nvidia_pytriton.libs``).
+    """
+
+    root: Path
+    server: Path
+    python_backend: Path
+    stub: Path
+    libs: Path
+
+
+def find_triton() -> TritonInstall:
+    """Locate ``tritonserver`` and the Python backend in the nvidia-pytriton wheel.
+
+    pytriton is found with :func:`importlib.util.find_spec`, without being
+    imported (importing it is slow and pulls in numpy and zmq).
+
+    Raises:
+        TritonNotInstalledError: the wheel is not installed, or lacks a part
+            (for example a stub for this Python version).
+    """
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonNotInstalledError(
+            "the nvidia-pytriton package, which ships tritonserver, is not installed; "
+            + _INSTALL_HINT
+        )
+    package = Path(next(iter(spec.submodule_search_locations)))
+    root = package / "tritonserver"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    install = TritonInstall(
+        root=root,
+        server=root / "bin" / "tritonserver",
+        python_backend=root / "backends" / "python",
+        stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        libs=package.parent / "nvidia_pytriton.libs",
+    )
+    needed = [
+        install.server,
+        install.python_backend / "libtriton_python.so",
+        install.python_backend / "triton_python_backend_utils.py",
+    ]
+    for path in needed:
+        if not path.is_file():
+            raise TritonNotInstalledError(
+                f"{path} is missing: the nvidia-pytriton install in {package} is incomplete; "
+                f"reinstall it: pip install --force-reinstall 'nvcf-helpers[pytriton]'"
+            )
+    if not install.stub.is_file():
+        raise TritonNotInstalledError(
+            f"nvidia-pytriton has no Python backend stub for Python {version} ({install.stub}); "
+            "run with a Python version it supports (3.8 to 3.13 for nvidia-pytriton 0.7.0)"
+        )
+    return install
+
+
+def make_backend_directory(install: TritonInstall, destination: Path) -> Path:
+    """Build a ``--backend-directory`` tree of symlinks into the wheel.
+
+    Creates ``destination/python/`` with ``libtriton_python.so``,
+    ``triton_python_backend_utils.py`` and ``triton_python_backend_stub``.
+    Symlinks, not copies: the binaries find the wheel's shared libraries
+    through an RPATH relative to their real location.
+
+    Returns:
+        ``destination``, to pass as ``--backend-directory``.
+    """
+    python_dir = destination / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    links = {
+        "libtriton_python.so": install.python_backend / "libtriton_python.so",
+        "triton_python_backend_utils.py": install.python_backend / "triton_python_backend_utils.py",
+        "triton_python_backend_stub": install.stub,
+    }
+    for name, target in links.items():
+        link = python_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    return destination
+
+
+def _prepend_path_entry(value: str | None, entry: str) -> str:
+    """``entry`` first in a colon-separated list, any other copy of it removed."""
+    parts = [part for part in (value or "").split(os.pathsep) if part and part != entry]
+    return os.pathsep.join([entry, *parts])
+
+
+def _libdir() -> str | None:
+    libdir = sysconfig.get_config_var("LIBDIR")
+    return libdir if isinstance(libdir, str) and os.path.isdir(libdir) else None
+
+
+def apply_libpython_fix(environ: MutableMapping[str, str] | None = None) -> None:
+    """Make a Triton started from this process load this interpreter's libpython.
+
+    The Python backend stub links ``libpython3.X.so.1.0``; unless told
+    otherwise the dynamic loader picks the system's copy, which may be a
+    different patch release than the running interpreter's standard library,
+    and model loading then fails (for example ``'_thread.RLock' object has no
+    attribute '_recursion_count'``). This puts the interpreter's ``LIBDIR``
+    first on ``LD_LIBRARY_PATH``. Calling it again changes nothing.
+
+    Args:
+        environ: the environment to change; ``os.environ`` by default (what
+            child processes such as PyTriton's ``tritonserver`` inherit).
+    """
+    target = os.environ if environ is None else environ
+    libdir = _libdir()
+    if libdir is None:  # a static interpreter: no shared libpython to pick
+        return
+    current = target.get("LD_LIBRARY_PATH")
+    fixed = _prepend_path_entry(current, libdir)
+    if fixed != current:
+        target["LD_LIBRARY_PATH"] = fixed
+
+
+def server_environment(
+    install: TritonInstall, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment ``tritonserver`` needs to run Python-backend models.
+
+    A copy of ``base`` (``os.environ`` by default) with the libpython fix of
+    :func:`apply_libpython_fix`, the wheel's bundled libraries on
+    ``LD_LIBRARY_PATH``, and the running interpreter's ``bin`` directory first
+    on ``PATH`` so that the stub imports the packages of this environment.
+    """
+    env = dict(os.environ if base is None else base)
+    if install.libs.is_dir():
+        env["LD_LIBRARY_PATH"] = _prepend_path_entry(env.get("LD_LIBRARY_PATH"), str(install.libs))
+    apply_libpython_fix(env)
+    # The stub derives sys.prefix from the first python3 on PATH; use the
+    # unresolved executable's directory so a virtualenv's packages are found.
+    env["PATH"] = _prepend_path_entry(env.get("PATH"), os.path.dirname(sys.executable))
+    return env
+
+
+def server_command(
+    install: TritonInstall,
+    model_repository: Path,
+    backend_directory: Path,
+    *,
+    http_port: int,
+    grpc_port: int,
+    host: str = "127.0.0.1",
+    disable_auto_complete_config: bool = False,
+    extra_args: Iterable[str] = (),
+) -> list[str]:
+    """The ``tritonserver`` command line for serving ``model_repository``.
+
+    HTTP and gRPC listen on ``host``; metrics are off; ``NVCF-*`` headers are
+    forwarded to the models (HTTP, and gRPC where clients send lowercase keys).
+    ``extra_args`` come last, so they can override anything before them.
+    """
+    command = [
+        str(install.server),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={backend_directory}",
+        f"--http-address={host}",
+        f"--http-port={http_port}",
+        f"--grpc-address={host}",
+        f"--grpc-port={grpc_port}",
+        "--allow-metrics=false",
+        f"--http-header-forward-pattern={HEADER_FORWARD_PATTERN}",
+        f"--grpc-header-forward-pattern={HEADER_FORWARD_PATTERN.lower()}",
+    ]
+    if disable_auto_complete_config:
+        command.append("--disable-auto-complete-config")
+    command.extend(extra_args)
+    return command
+
+
+def list_models(model_repository: str | os.PathLike[str]) -> list[str]:
+    """The model names in a repository: its visible sub-directories, sorted.
+
+    Raises:
+        TritonServerError: the path is not a directory, or holds no model
+            directory.
+    """
+    path = Path(model_repository)
+    if not path.is_dir():
+        raise TritonServerError(
+            f"model repository {path} does not exist or is not a directory; "
+            "pass the directory that holds one sub-directory per model"
+        )
+    models = sorted(
+        entry.name
+        for entry in path.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".") and entry.name != "__pycache__"
+    )
+    if not models:
+        raise TritonServerError(
+            f"model repository {path} has no model directories; each model needs "
+            "<repository>/<model_name>/config.pbtxt and a version directory such as 1/"
+        )
+    return models
+
+
+def _connect_host(host: str) -> str:
+    """An address a client on this machine can connect to for a listen address."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - mapping a wildcard, not binding one
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this (child) process when its parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class TritonServer:
+    """A ``tritonserver`` child process serving one model repository.
+
+    Use it as a context manager (``start`` on enter, ``stop`` on exit). The
+    server's output (stdout and stderr together) is read by a thread, copied
+    line by line to ``stdout`` when one is given, and its last lines are kept
+    for error messages (:meth:`output_tail`).
+
+    On Linux the server gets SIGTERM if the thread that started it dies, so a
+    killed parent does not leave it running: start it from a thread that
+    outlives it (normally the main thread).
+
+    Args:
+        model_repository: the directory holding one sub-directory per model.
+        http_port: HTTP port; a free one when None.
+        grpc_port: gRPC port; a free one when None.
+        host: listen address for HTTP and gRPC.
+        disable_auto_complete_config: start faster, but every model then
+            needs a complete ``config.pbtxt``.
+        extra_args: more ``tritonserver`` arguments, appended last.
+        stdout: a text stream that receives the server's output, or None.
+    """
+
+    def __init__(
+        self,
+        model_repository: str | os.PathLike[str],
+        *,
+        http_port: int | None = None,
+        grpc_port: int | None = None,
+        host: str = "127.0.0.1",
+        disable_auto_complete_config: bool = False,
+        extra_args: Sequence[str] = (),
+        stdout: IO[str] | None = None,
+    ) -> None:
+        self.model_repository = Path(model_repository).resolve()
+        self.host = host
+        self.http_port = http_port if http_port is not None else free_port()
+        self.grpc_port = grpc_port if grpc_port is not None else free_port()
+        self.disable_auto_complete_config = disable_auto_complete_config
+        self.extra_args = tuple(extra_args)
+        self._stdout = stdout
+        self._install: TritonInstall | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._backend_dir: Path | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._tail_lock = threading.Lock()
+        self.command: list[str] = []
+
+    @property
+    def url(self) -> str:
+        """The HTTP base URL, e.g. ``http://127.0.0.1:8000``."""
+        return f"http://{_connect_host(self.host)}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """The gRPC address for tritonclient, e.g. ``127.0.0.1:8001``."""
+        return f"{_connect_host(self.host)}:{self.grpc_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id, or None before :meth:`start`."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit status, or None while it runs (or before start)."""
+        return None if self._process is None else self._process.poll()
+
+    def output_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines the server printed."""
+        with self._tail_lock:
+            kept = list(self._tail)
+        return "".join(kept[-lines:])
+
+    def start(self) -> None:
+        """Start ``tritonserver`` (without waiting for it to be ready).
+
+        Raises:
+            TritonNotInstalledError: the nvidia-pytriton wheel is missing.
+            TritonServerError: the repository is unusable, the server is
+                already running, or the process could not be started.
+        """
+        if self._process is not None and self._process.poll() is None:
+            raise TritonServerError(f"tritonserver is already running (pid {self._process.pid})")
+        list_models(self.model_repository)
+        self._install = find_triton()
+        self._backend_dir = Path(tempfile.mkdtemp(prefix="nvcf-triton-backends-"))
+        make_backend_directory(self._install, self._backend_dir)
+        self.command = server_command(
+            self._install,
+            self.model_repository,
+            self._backend_dir,
+            http_port=self.http_port,
+            grpc_port=self.grpc_port,
+            host=self.host,
+            disable_auto_complete_config=self.disable_auto_complete_config,
+            extra_args=self.extra_args,
+        )
+        with self._tail_lock:
+            self._tail.clear()
+        try:
+            self._process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                env=server_environment(self._install),
+                preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,  # noqa: PLW1509 - only calls prctl
+            )
+        except OSError as exc:
+            self._remove_backend_dir()
+            raise TritonServerError(f"could not start {self.command[0]}: {exc}") from exc
+        self._reader = threading.Thread(
+            target=self._pump_output, name=f"tritonserver-{self._process.pid}-output", daemon=True
+        )
+        self._reader.start()
+
+    def _pump_output(self) -> None:
+        process = self._process
+        assert process is not None
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self._tail_lock:
+                self._tail.append(line)
+            if self._stdout is not None:
+                with contextlib.suppress(ValueError, OSError):  # the stream was closed
+                    self._stdout.write(line)
+                    self._stdout.flush()
+
+    def _get(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2.0) as response:  # noqa: S310 - our server
+                status: int = response.status
+                return status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return None
+
+    def wait_ready(self, models: Iterable[str] | None = None, timeout: float = 60.0) -> None:
+        """Block until the server and each model answer ready.
+
+        Args:
+            models: the models to wait for; every model directory of the
+                repository when None.
+            timeout: seconds to wait in all.
+
+        Raises:
+            TritonServerError: the server exited first, or was not ready in
+                time; the message ends with the last lines it printed.
+        """
+        if self._process is None:
+            raise TritonServerError("tritonserver was not started: call start() first")
+        names = list(list_models(self.model_repository) if models is None else models)
+        paths = ["/v2/health/ready", *(f"/v2/models/{name}/ready" for name in names)]
+        deadline = time.monotonic() + timeout
+        while paths:
+            if self._process.poll() is not None:
+                self._join_reader(timeout=2.0)
+                raise TritonServerError(
+                    f"tritonserver exited with status {self._process.returncode} before it was "
+                    "ready",
+                    self.output_tail(),
+                )
+            if self._get(paths[0]) == 200:
+                paths.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise TritonServerError(
+                    f"tritonserver was not ready within {timeout:g} s ({self.url}{paths[0]} "
+                    "did not answer 200)",
+                    self.output_tail(),
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Stop the server: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        Safe to call more than once, and when the server already exited.
+
+        Returns:
+            The server's exit status, or None if it was never started.
+        """
+        process = self._process
+        if process is None:
+            self._remove_backend_dir()
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        self._join_reader(timeout=5.0)
+        if process.stdout is not None:
+            process.stdout.close()
+        self._remove_backend_dir()
+        return process.returncode
+
+    def _join_reader(self, timeout: float) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=timeout)
+
+    def _remove_backend_dir(self) -> None:
+        if self._backend_dir is not None:
+            shutil.rmtree(self._backend_dir, ignore_errors=True)
+            self._backend_dir = None
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
