@@ -1,0 +1,580 @@
+"""A client for NVCF's invocation API that does the whole dance, standard library only.
+
+:class:`NvcfClient` invokes a function and returns its result, whatever shape
+NVCF answers in: a 200 with the body; 202s, which it polls (at most once a
+second, reporting progress and partial responses to a callback); a 302 to a
+zip of the body and the large outputs, which it downloads and unpacks. Input
+assets are uploaded with NVCF's create-then-``PUT`` flow first. Errors come
+back as exceptions carrying NVCF's problem details::
+
+    NvcfHelperError
+    └── NvcfClientError          anything that kept the client from a result
+        ├── NvcfConnectionError  the API could not be reached
+        └── NvcfApiError         the API answered 4xx/5xx (``status``, ``problem``, ``detail``)
+
+The same client works against NVCF itself (the default base URL, with an NGC
+API key) and against ``nvcf-helpers local``::
+
+    client = NvcfClient("http://127.0.0.1:8787")
+    result = client.invoke(function_id, {"text": "hello"}, on_progress=print)
+    print(result.json(), list(result.files))
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nvcf_helpers.errors import NvcfHelperError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Asset",
+    "InvocationResult",
+    "NvcfApiError",
+    "NvcfClient",
+    "NvcfClientError",
+    "NvcfConnectionError",
+    "Progress",
+]
+
+#: NVCF's API.
+DEFAULT_BASE_URL = "https://api.nvcf.nvidia.com"
+#: NVCF asks callers to poll no more often than this.
+MIN_POLL_INTERVAL_SECONDS = 1.0
+_ASSET_HEADER = "NVCF-INPUT-ASSET-REFERENCES"
+_DESCRIPTION_HEADER = "x-amz-meta-nvcf-asset-description"
+
+
+class NvcfClientError(NvcfHelperError):
+    """The client could not get a result."""
+
+
+class NvcfConnectionError(NvcfClientError):
+    """The API did not answer at all."""
+
+
+class NvcfApiError(NvcfClientError):
+    """The API answered with an error status.
+
+    Attributes:
+        status: the HTTP status.
+        problem: the problem-details body as a dict (empty if it was not JSON).
+        detail: the problem's ``detail``, or the body's text.
+        request_id: the ``NVCF-REQID`` of the invocation, when known.
+        url: the URL that answered.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        problem: dict[str, Any],
+        detail: str,
+        url: str,
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.problem = problem
+        self.detail = detail
+        self.url = url
+        self.request_id = request_id
+        hint = _HINTS.get(status, "")
+        where = f" (request {request_id})" if request_id else ""
+        super().__init__(f"{url} answered {status}{where}: {detail}{hint}")
+
+
+_HINTS = {
+    401: "; check the API key (--api-key, NGC_API_KEY or NVCF_API_KEY)",
+    403: "; check that the API key may invoke this function",
+    404: "; check the function id (GET /v2/nvcf/functions lists them)",
+    429: "; NVCF is rate limiting: retry later",
+}
+
+
+class _Headers(Mapping[str, str]):
+    """Response headers, looked up case-insensitively."""
+
+    def __init__(self, items: Sequence[tuple[str, str]] = ()) -> None:
+        self._items = {name.lower(): (name, value) for name, value in items}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One 202 answer while a request is running.
+
+    Attributes:
+        request_id: the invocation's ``NVCF-REQID``.
+        status: ``NVCF-STATUS`` (``pending-evaluation``, ``in-progress``, ...).
+        percent: ``NVCF-PERCENT-COMPLETE``, when sent.
+        partial_response: the latest partial response (decoded JSON), or ``None``.
+        elapsed: seconds since the invocation was sent.
+    """
+
+    request_id: str
+    status: str
+    percent: int | None
+    partial_response: Any
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """A function's result.
+
+    Attributes:
+        status: 200, or 302 when the result came as a zip.
+        request_id: the ``NVCF-REQID`` (``None`` if NVCF did not send one).
+        headers: the final answer's headers (case-insensitive).
+        body: the response body (from ``<reqid>.response`` for a zip).
+        files: the large outputs from the zip, by relative path.
+        asset_ids: the input assets the invocation referenced.
+    """
+
+    status: int
+    request_id: str | None
+    headers: Mapping[str, str]
+    body: bytes
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    asset_ids: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON.
+
+        Raises:
+            NvcfClientError: the body is not JSON.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise NvcfClientError(
+                f"the result body is not JSON ({exc}): read .body or .text instead"
+            ) from None
+
+    def save_files(self, directory: str | Path) -> list[Path]:
+        """Write the large outputs under ``directory`` (created if needed); returns the paths.
+
+        Raises:
+            NvcfClientError: a file name in the zip would escape ``directory``.
+        """
+        root = Path(directory)
+        written = []
+        for name, data in self.files.items():
+            relative = PurePosixPath(name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise NvcfClientError(f"refusing to write {name!r}: it escapes {root}")
+            target = root.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written.append(target)
+        return written
+
+
+@dataclass(frozen=True)
+class Asset:
+    """An uploaded input asset."""
+
+    asset_id: str
+    content_type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: _Headers
+    body: bytes
+    url: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Let 302s through: the client follows them itself, without the API key."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class NvcfClient:
+    """Talks to NVCF's API, or to ``nvcf-helpers local``.
+
+    Args:
+        base_url: the API's root, ``https://api.nvcf.nvidia.com`` by default.
+        api_key: the bearer key (an NGC API key for NVCF); ``None`` sends none.
+        timeout: socket timeout in seconds for each call, on top of the poll window.
+    """
+
+    def __init__(
+        self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0
+    ) -> None:
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def __repr__(self) -> str:
+        key = "[secure]" if self.api_key else None
+        return f"NvcfClient(base_url={self.base_url!r}, api_key={key!r})"
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        authorised: bool = True,
+        timeout: float | None = None,
+    ) -> _Reply:
+        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - http(s) only
+        if not url.startswith(("http://", "https://")):
+            raise NvcfClientError(f"{url!r} is not an http(s) URL: check the base URL")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        if authorised and self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with self._opener.open(request, timeout=timeout or self.timeout) as response:
+                return _Reply(
+                    response.status, _Headers(response.headers.items()), response.read(), url
+                )
+        except urllib.error.HTTPError as exc:
+            with exc:
+                data = exc.read()
+            return _Reply(exc.code, _Headers(exc.headers.items()), data, url)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NvcfConnectionError(
+                f"cannot reach {url} ({reason}): check the base URL, and that the API "
+                "(or `nvcf-helpers local`) is running"
+            ) from None
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        document: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        raw: bytes | None = None,
+    ) -> _Reply:
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        body = raw
+        if document is not None:
+            body = json.dumps(document).encode("utf-8")
+        if body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        reply = self._send(
+            method, self.base_url + path, body=body, headers=all_headers, timeout=timeout
+        )
+        if reply.status >= 400:
+            raise _api_error(reply)
+        return reply
+
+    # -- functions ------------------------------------------------------------------------------
+
+    def list_functions(self) -> list[dict[str, Any]]:
+        """The functions the key can see (``GET /v2/nvcf/functions``)."""
+        functions = _json(self._api("GET", "/v2/nvcf/functions")).get("functions", [])
+        return list(functions) if isinstance(functions, list) else []
+
+    # -- assets ---------------------------------------------------------------------------------
+
+    def upload_asset(
+        self,
+        source: str | Path | bytes,
+        *,
+        content_type: str | None = None,
+        description: str | None = None,
+    ) -> Asset:
+        """Create an asset and upload its content, as NVCF requires before an invocation.
+
+        Args:
+            source: a file path, or the content itself.
+            content_type: defaults to a guess from the file name, else
+                ``application/octet-stream``.
+            description: defaults to the file name, else ``"input asset"``.
+
+        Raises:
+            NvcfClientError: the file cannot be read.
+            NvcfApiError: the API or the upload URL refused.
+        """
+        if isinstance(source, bytes):
+            data, name = source, None
+        else:
+            path = Path(source)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise NvcfClientError(f"cannot read asset {path}: {exc.strerror}") from None
+            name = path.name
+        if content_type is None:
+            guessed = mimetypes.guess_type(name)[0] if name else None
+            content_type = guessed or "application/octet-stream"
+        description = description or name or "input asset"
+        created = _json(
+            self._api(
+                "POST",
+                "/v2/nvcf/assets",
+                document={"contentType": content_type, "description": description},
+            )
+        )
+        asset_id, upload_url = created.get("assetId"), created.get("uploadUrl")
+        if not isinstance(asset_id, str) or not isinstance(upload_url, str):
+            raise NvcfClientError(f"the asset API answered without assetId/uploadUrl: {created}")
+        # A pre-signed URL: exactly the signed headers, and never the API key.
+        reply = self._send(
+            "PUT",
+            upload_url,
+            body=data,
+            headers={"Content-Type": content_type, _DESCRIPTION_HEADER: description},
+            authorised=False,
+            timeout=max(self.timeout, 300.0),
+        )
+        if reply.status >= 400:
+            raise _api_error(reply)
+        return Asset(asset_id, content_type, description)
+
+    def list_assets(self) -> list[dict[str, Any]]:
+        """The account's assets (``GET /v2/nvcf/assets``)."""
+        assets = _json(self._api("GET", "/v2/nvcf/assets")).get("assets", [])
+        return list(assets) if isinstance(assets, list) else []
+
+    def delete_asset(self, asset_id: str) -> None:
+        """Delete an asset (``DELETE /v2/nvcf/assets/{assetId}``)."""
+        self._api("DELETE", f"/v2/nvcf/assets/{urllib.parse.quote(asset_id)}")
+
+    # -- invocation -----------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        function_id: str,
+        body: Any,
+        *,
+        assets: Sequence[str | Path] = (),
+        asset_ids: Sequence[str] = (),
+        version_id: str | None = None,
+        poll_seconds: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> InvocationResult:
+        """Invoke a function and wait for its result.
+
+        Args:
+            function_id: the function to invoke.
+            body: a JSON-serialisable value, or ``bytes``/``str`` already encoded.
+            assets: files to upload first and reference in the invocation.
+            asset_ids: assets uploaded earlier, referenced as they are.
+            version_id: a specific version; NVCF picks one when ``None``.
+            poll_seconds: ``NVCF-POLL-SECONDS`` for the invocation and each poll
+                (how long one call waits for the result; NVCF's default 60, max 300).
+            on_progress: called with each 202 answer.
+            headers: extra headers for the invocation (they reach the container).
+            timeout: give up after this many seconds overall (``None``: never).
+
+        Raises:
+            NvcfApiError: NVCF or the container answered 4xx/5xx.
+            NvcfConnectionError: the API could not be reached.
+            NvcfClientError: the timeout passed, or the result was malformed.
+        """
+        references = list(asset_ids)
+        references += [self.upload_asset(path).asset_id for path in assets]
+        payload = (
+            body
+            if isinstance(body, bytes)
+            else (
+                body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+            )
+        )
+        call_headers = {"Content-Type": "application/json", **(headers or {})}
+        if references:
+            call_headers[_ASSET_HEADER] = ",".join(references)
+        if poll_seconds is not None:
+            call_headers["NVCF-POLL-SECONDS"] = str(poll_seconds)
+        call_timeout = self.timeout + (poll_seconds if poll_seconds is not None else 60)
+        path = f"/v2/nvcf/pexec/functions/{urllib.parse.quote(function_id)}"
+        if version_id is not None:
+            path += f"/versions/{urllib.parse.quote(version_id)}"
+        started = time.monotonic()
+        last_call = started
+        reply = self._api("POST", path, raw=payload, headers=call_headers, timeout=call_timeout)
+        while reply.status == 202:
+            request_id = reply.headers.get("NVCF-REQID")
+            if not request_id:
+                raise NvcfClientError(f"{reply.url} answered 202 without NVCF-REQID: cannot poll")
+            if on_progress is not None:
+                on_progress(_progress(reply, request_id, time.monotonic() - started))
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise NvcfClientError(
+                    f"request {request_id} did not finish within {timeout:g} s; poll it later "
+                    f"with GET /v2/nvcf/pexec/status/{request_id}"
+                )
+            time.sleep(max(0.0, last_call + MIN_POLL_INTERVAL_SECONDS - time.monotonic()))
+            last_call = time.monotonic()
+            poll_headers = {}
+            if poll_seconds is not None:
+                poll_headers["NVCF-POLL-SECONDS"] = str(poll_seconds)
+            reply = self._api(
+                "GET",
+                f"/v2/nvcf/pexec/status/{urllib.parse.quote(request_id)}",
+                headers=poll_headers,
+                timeout=call_timeout,
+            )
+        return self._result(reply, tuple(references))
+
+    def _result(self, reply: _Reply, references: tuple[str, ...]) -> InvocationResult:
+        request_id = reply.headers.get("NVCF-REQID")
+        if reply.status not in (301, 302, 303, 307, 308):
+            return InvocationResult(
+                reply.status, request_id, reply.headers, reply.body, {}, references
+            )
+        location = reply.headers.get("Location")
+        if not location:
+            raise NvcfClientError(f"{reply.url} answered {reply.status} without a Location")
+        location = urllib.parse.urljoin(reply.url, location)
+        # A pre-signed download URL: sending the API key along would be a leak (and S3 refuses).
+        download = self._send("GET", location, authorised=False, timeout=max(self.timeout, 300.0))
+        if download.status >= 400:
+            raise _api_error(download, request_id)
+        body, files = _unzip(download.body, request_id)
+        return InvocationResult(302, request_id, reply.headers, body, files, references)
+
+    def stream(
+        self,
+        function_id: str,
+        body: Any,
+        *,
+        version_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[bytes]:
+        """Invoke a streaming function (``Accept: text/event-stream``); yields lines as they come.
+
+        Raises:
+            NvcfApiError: NVCF or the container answered 4xx/5xx.
+            NvcfConnectionError: the API could not be reached.
+        """
+        path = f"/v2/nvcf/pexec/functions/{urllib.parse.quote(function_id)}"
+        if version_id is not None:
+            path += f"/versions/{urllib.parse.quote(version_id)}"
+        payload = json.dumps(body).encode("utf-8") if not isinstance(body, bytes) else body
+        request = urllib.request.Request(self.base_url + path, data=payload, method="POST")  # noqa: S310
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Accept", "text/event-stream")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        if self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            response = self._opener.open(request, timeout=self.timeout + 300)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                data = exc.read()
+            raise _api_error(
+                _Reply(exc.code, _Headers(exc.headers.items()), data, request.full_url)
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise NvcfConnectionError(
+                f"cannot reach {request.full_url} ({getattr(exc, 'reason', exc)}): check the "
+                "base URL, and that the API (or `nvcf-helpers local`) is running"
+            ) from None
+        with response:
+            yield from response
+
+
+def _json(reply: _Reply) -> dict[str, Any]:
+    try:
+        document = json.loads(reply.body)
+    except ValueError:
+        raise NvcfClientError(
+            f"{reply.url} answered {reply.status} with a body that is not JSON"
+        ) from None
+    if not isinstance(document, dict):
+        raise NvcfClientError(
+            f"{reply.url} answered {reply.status} with JSON that is not an object"
+        )
+    return document
+
+
+def _api_error(reply: _Reply, request_id: str | None = None) -> NvcfApiError:
+    problem: dict[str, Any] = {}
+    try:
+        decoded = json.loads(reply.body)
+        if isinstance(decoded, dict):
+            problem = decoded
+    except ValueError:
+        pass
+    detail = problem.get("detail") or problem.get("title") or problem.get("error")
+    if not isinstance(detail, str) or not detail:
+        text = reply.body.decode("utf-8", errors="replace").strip()
+        detail = text[:500] if text else "no details given"
+    return NvcfApiError(
+        reply.status,
+        problem,
+        detail,
+        reply.url,
+        request_id or reply.headers.get("NVCF-REQID") or problem.get("requestId"),
+    )
+
+
+def _progress(reply: _Reply, request_id: str, elapsed: float) -> Progress:
+    percent_text = reply.headers.get("NVCF-PERCENT-COMPLETE", "")
+    percent = int(percent_text) if percent_text.strip().isdigit() else None
+    partial: Any = None
+    if reply.body:
+        try:
+            partial = json.loads(reply.body)
+        except ValueError:
+            partial = reply.body.decode("utf-8", errors="replace")
+    return Progress(request_id, reply.headers.get("NVCF-STATUS", ""), percent, partial, elapsed)
+
+
+def _unzip(data: bytes, request_id: str | None) -> tuple[bytes, dict[str, bytes]]:
+    try:
+        bundle = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise NvcfClientError("the large result is not a zip file: download it again") from None
+    body = b""
+    files: dict[str, bytes] = {}
+    with bundle:
+        for info in bundle.infolist():
+            if info.is_dir():
+                continue
+            content = bundle.read(info)
+            if (
+                info.filename.endswith(".response")
+                and "/" not in info.filename
+                and (request_id is None or info.filename == f"{request_id}.response")
+            ):
+                body = content
+            else:
+                files[info.filename] = content
+    return body, files

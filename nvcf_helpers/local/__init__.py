@@ -1,0 +1,161 @@
+"""``nvcf-helpers local``: NVCF's side of the contract, on your own machine.
+
+It runs a function's container command as a child process and serves NVCF's
+API in front of it on 127.0.0.1, so a function can be invoked, polled and
+debugged exactly as NVCF would treat it: health-gated lifecycle (INACTIVE ->
+DEPLOYING -> ACTIVE, or ERROR), the ``NVCF-*`` headers and per-request
+directories, input assets, progress files and 202 polling, large results as a
+302 to a zip, problem-details errors, queues and streaming.
+
+Command line::
+
+    nvcf-helpers local --spec function.json [--port 8787] [--api-key KEY] -- COMMAND [ARG...]
+
+Python, for tests and scripts (standard library only; starts the command line
+as a subprocess and waits until the function is ACTIVE)::
+
+    from nvcf_helpers.local import LocalNvcf
+
+    with LocalNvcf("function.json", ["python", "server.py"], port=0) as nvcf:
+        nvcf.base_url, nvcf.function_id, nvcf.version_id   # where and what
+        result = nvcf.client().invoke(nvcf.function_id, {"text": "hi"})
+        nvcf.status()                                      # "ACTIVE", or "ERROR" after a crash
+
+Modules: ``function`` (identity and lifecycle), ``supervisor`` (the child
+process and its health check), ``worker`` (headers, directories, forwarding,
+progress, results), ``store`` (invocations until delivered), ``asset_store``,
+``api`` (the HTTP routes), ``server`` (wiring and lifetime), ``launcher``
+(:class:`LocalNvcf`). Only ``launcher`` is imported here: the rest needs
+aiohttp (the ``local`` extra) and is imported when the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+from nvcf_helpers.context import DEFAULT_MAX_RESPONSE_BYTES
+from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.local.launcher import LocalNvcf, LocalNvcfError
+from nvcf_helpers.spec import load_spec
+
+__all__ = ["LocalNvcf", "LocalNvcfError", "add_arguments", "run"]
+
+DEFAULT_PORT = 8787
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``nvcf-helpers local``."""
+    parser.usage = "%(prog)s --spec function.json [options] -- COMMAND [ARG...]"
+    parser.add_argument(
+        "--spec",
+        required=True,
+        metavar="FILE",
+        help="the function definition (the body of POST /v2/nvcf/functions)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the local NVCF API (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1; 0.0.0.0 exposes it to your network)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("NVCF_LOCAL_API_KEY"),
+        help="require 'Authorization: Bearer KEY' as NVCF does (env NVCF_LOCAL_API_KEY)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="requests the container is given at once, NVCF's maxRequestConcurrency "
+        "(default 1); the others wait in the function's queue",
+    )
+    parser.add_argument(
+        "--max-response-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="BYTES",
+        help=f"largest body returned inline (default {DEFAULT_MAX_RESPONSE_BYTES}); "
+        "bigger ones come back as a 302 to a zip",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="time the container has to pass its health check before ERROR (default 600)",
+    )
+    parser.add_argument(
+        "--info-file",
+        metavar="FILE",
+        help="write {baseUrl, functionId, versionId, pid} as JSON here once the API listens",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="verbosity of the local NVCF's own messages on stderr (default INFO)",
+    )
+    parser.add_argument(
+        "container_command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND [ARG...]",
+        help="the container's entrypoint, run as a child process",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nvcf-helpers local`` until Ctrl-C or SIGTERM."""
+    command = list(args.container_command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise NvcfHelperError(
+            "no container command given: put it after '--', e.g. "
+            "nvcf-helpers local --spec function.json -- python server.py"
+        )
+    if shutil.which(command[0]) is None:
+        raise NvcfHelperError(
+            f"command {command[0]!r} was not found or is not executable: give a program on "
+            "PATH or a path to one"
+        )
+    spec = load_spec(args.spec)
+    if not 0 <= args.port <= 65535:
+        raise NvcfHelperError(f"--port {args.port} is not a TCP port: give 0 to 65535")
+    import asyncio
+    import logging
+
+    from nvcf_helpers.local.server import ServeOptions, configure_gateway_logging, serve
+
+    configure_gateway_logging(getattr(logging, args.log_level))
+    options = ServeOptions(
+        spec=spec,
+        command=tuple(command),
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or None,
+        max_concurrency=args.max_concurrency,
+        max_response_bytes=args.max_response_bytes,
+        startup_timeout=args.startup_timeout,
+        info_file=Path(args.info_file) if args.info_file else None,
+    )
+    return asyncio.run(serve(options))

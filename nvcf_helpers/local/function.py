@@ -1,0 +1,96 @@
+"""The one function a local NVCF serves: its identity, definition and lifecycle status."""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from nvcf_helpers.spec import FunctionSpec
+
+__all__ = ["FunctionStatus", "LocalFunction"]
+
+#: The NCA id the local NVCF reports for its (single, imaginary) organisation.
+LOCAL_NCA_ID = "local-nca-id"
+
+
+class FunctionStatus(str, enum.Enum):
+    """NVCF's function version lifecycle."""
+
+    INACTIVE = "INACTIVE"
+    DEPLOYING = "DEPLOYING"
+    ACTIVE = "ACTIVE"
+    ERROR = "ERROR"
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + "Z"
+
+
+@dataclass
+class LocalFunction:
+    """A function version as NVCF's API describes it, with a fresh id per run.
+
+    ``status`` moves INACTIVE -> DEPLOYING -> ACTIVE, or to ERROR when the
+    container process exits or never becomes healthy; ``error`` says why.
+    """
+
+    spec: FunctionSpec
+    function_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    version_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: FunctionStatus = FunctionStatus.INACTIVE
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """The function version in the shape of NVCF's ``GET /v2/nvcf/functions``."""
+        spec = self.spec
+        body: dict[str, Any] = {
+            "id": self.function_id,
+            "versionId": self.version_id,
+            "ncaId": LOCAL_NCA_ID,
+            "name": spec.name,
+            "status": self.status.value,
+            "inferenceUrl": spec.inference_url,
+            "inferencePort": spec.inference_port,
+            "health": {
+                "protocol": spec.health.protocol,
+                "uri": spec.health.uri,
+                "port": spec.health.port,
+                "timeout": f"PT{spec.health.timeout_seconds:g}S",
+                "expectedStatusCode": spec.health.expected_status_code,
+            },
+            "apiBodyFormat": spec.api_body_format,
+            "functionType": "DEFAULT",
+            "createdAt": _iso(self.created_at),
+        }
+        if spec.container_image is not None:
+            body["containerImage"] = spec.container_image
+        if spec.helm_chart is not None:
+            body["helmChart"] = spec.helm_chart
+        if spec.models:
+            body["models"] = [
+                {"name": m.name, "version": m.version, **({"uri": m.uri} if m.uri else {})}
+                for m in spec.models
+            ]
+        for key in ("description", "tags", "containerArgs", "containerEnvironment"):
+            if key in spec.raw:
+                body[key] = spec.raw[key]
+        if self.error is not None:
+            body["healthInfo"] = {"error": self.error}
+        return body
+
+    def environment(self) -> dict[str, str]:
+        """The ``NVCF_*`` identity variables NVCF sets in the container's environment."""
+        return {
+            "NVCF_BACKEND": "local",
+            "NVCF_ENV": "local",
+            "NVCF_FUNCTION_ID": self.function_id,
+            "NVCF_FUNCTION_NAME": self.spec.name,
+            "NVCF_FUNCTION_VERSION_ID": self.version_id,
+            "NVCF_INSTANCETYPE": "local",
+            "NVCF_NCA_ID": LOCAL_NCA_ID,
+            "NVCF_REGION": "local",
+        }

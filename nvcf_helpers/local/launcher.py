@@ -1,0 +1,226 @@
+"""Start ``nvcf-helpers local`` from Python, as a subprocess: standard library only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from nvcf_helpers.client import NvcfClient
+from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.spec import FunctionSpec
+
+__all__ = ["LocalNvcf", "LocalNvcfError"]
+
+
+class LocalNvcfError(NvcfHelperError):
+    """The local NVCF did not start, or its function did not become ACTIVE."""
+
+
+class LocalNvcf:
+    """A running ``nvcf-helpers local``: starts it, waits for ACTIVE, stops it with its child.
+
+    Example::
+
+        with LocalNvcf("function.json", ["python", "server.py"]) as nvcf:
+            result = nvcf.client().invoke(nvcf.function_id, {"text": "hi"})
+
+    Args:
+        spec: a ``function.json`` path, a parsed :class:`FunctionSpec`, or its dict.
+        command: the container's entrypoint and arguments.
+        port: the API's port; 0 picks a free one.
+        api_key: require this bearer key, as NVCF does.
+        max_concurrency: requests the container gets at once (others queue).
+        max_response_bytes: largest inline body; bigger results come as a zip (302).
+        startup_timeout: seconds the container has to pass its health check.
+        output: where the local NVCF's and the container's output go (a path,
+            an open file); ``None`` inherits this process's stdout/stderr.
+        cwd: working directory of the command.
+        env: extra environment variables for the command.
+        extra_args: more ``nvcf-helpers local`` options.
+    """
+
+    def __init__(
+        self,
+        spec: str | Path | FunctionSpec | Mapping[str, Any],
+        command: Sequence[str],
+        *,
+        port: int = 0,
+        api_key: str | None = None,
+        max_concurrency: int | None = None,
+        max_response_bytes: int | None = None,
+        startup_timeout: float = 120.0,
+        output: str | Path | IO[Any] | None = None,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self._spec = spec
+        self.command = list(command)
+        self.port = port
+        self.api_key = api_key
+        self.max_concurrency = max_concurrency
+        self.max_response_bytes = max_response_bytes
+        self.startup_timeout = startup_timeout
+        self.output = output
+        self.cwd = cwd
+        self.env = dict(env or {})
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        self.function_id = ""
+        self.version_id = ""
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._output_file: IO[Any] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> LocalNvcf:
+        """Start the local NVCF and wait until its function is ACTIVE.
+
+        Raises:
+            LocalNvcfError: it exited, or the function went to ERROR or did not
+                become ACTIVE within ``startup_timeout`` (the message says which).
+        """
+        self._workdir = tempfile.TemporaryDirectory(prefix="nvcf-local-launch-")
+        workdir = Path(self._workdir.name)
+        spec_path = self._spec_path(workdir)
+        info_path = workdir / "info.json"
+        argv = [sys.executable, "-m", "nvcf_helpers.local", "--spec", str(spec_path)]
+        argv += ["--port", str(self.port), "--info-file", str(info_path)]
+        argv += ["--startup-timeout", f"{self.startup_timeout:g}"]
+        if self.max_concurrency is not None:
+            argv += ["--max-concurrency", str(self.max_concurrency)]
+        if self.max_response_bytes is not None:
+            argv += ["--max-response-bytes", str(self.max_response_bytes)]
+        argv += [*self.extra_args, "--", *self.command]
+        env = {**os.environ, **self.env}
+        if self.api_key is not None:
+            env["NVCF_LOCAL_API_KEY"] = self.api_key  # not on the command line, where ps shows it
+        stream: IO[Any] | None
+        if isinstance(self.output, (str, Path)):
+            self._output_file = stream = Path(self.output).open("ab")  # noqa: SIM115 - closed in stop()
+        else:
+            stream = self.output
+        self.process = subprocess.Popen(
+            argv, cwd=self.cwd, env=env, stdout=stream, stderr=subprocess.STDOUT if stream else None
+        )
+        try:
+            self._wait_for_info(info_path)
+            self.wait_for_status("ACTIVE", self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spec_path(self, workdir: Path) -> Path:
+        if isinstance(self._spec, (str, Path)):
+            return Path(self._spec).resolve()
+        data = self._spec.raw if isinstance(self._spec, FunctionSpec) else self._spec
+        path = workdir / "function.json"
+        path.write_text(json.dumps(dict(data)), encoding="utf-8")
+        return path
+
+    def _wait_for_info(self, info_path: Path) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 60.0
+        while not info_path.exists():
+            if self.process.poll() is not None:
+                raise LocalNvcfError(
+                    f"nvcf-helpers local exited with status {self.process.returncode} before "
+                    "serving its API; see its output for the reason"
+                )
+            if time.monotonic() > deadline:
+                raise LocalNvcfError("nvcf-helpers local did not start its API within 60 s")
+            time.sleep(0.02)
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        self.base_url = info["baseUrl"]
+        self.function_id = info["functionId"]
+        self.version_id = info["versionId"]
+
+    def function(self) -> dict[str, Any]:
+        """The function as ``GET /v2/nvcf/functions`` lists it (status included)."""
+        functions = self.client().list_functions()
+        if not functions:
+            raise LocalNvcfError("the local NVCF lists no function")
+        return functions[0]
+
+    def status(self) -> str:
+        """The function's status: INACTIVE, DEPLOYING, ACTIVE or ERROR."""
+        return str(self.function()["status"])
+
+    def wait_for_status(self, wanted: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the function has status ``wanted``; returns the function's description.
+
+        Raises:
+            LocalNvcfError: it reached ERROR instead, the process exited, or time ran out.
+        """
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise LocalNvcfError(
+                    f"nvcf-helpers local exited with status {self.process.returncode}"
+                )
+            function = self.function()
+            if function["status"] == wanted:
+                return function
+            if function["status"] == "ERROR":
+                reason = function.get("healthInfo", {}).get("error", "see the container output")
+                raise LocalNvcfError(f"function {function['name']} went to ERROR: {reason}")
+            if time.monotonic() > deadline:
+                raise LocalNvcfError(
+                    f"function {function['name']} is still {function['status']} after "
+                    f"{timeout:g} s, not {wanted}"
+                )
+            time.sleep(0.05)
+
+    def client(self, *, timeout: float = 30.0) -> NvcfClient:
+        """A client for this local NVCF, with its API key."""
+        if not self.base_url:
+            raise LocalNvcfError("the local NVCF is not running: call start() first")
+        return NvcfClient(self.base_url, self.api_key, timeout=timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of ``nvcf-helpers local``."""
+        return self.process.pid if self.process is not None else None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Stop it (SIGTERM; it stops its container first) and return its exit status."""
+        returncode = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            returncode = self.process.returncode
+        if self._output_file is not None:
+            self._output_file.close()
+            self._output_file = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        return returncode
+
+    def __enter__(self) -> LocalNvcf:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,170 @@
+"""Putting the local NVCF together: API, worker, supervisor, and their lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from nvcf_helpers.context import DEFAULT_MAX_RESPONSE_BYTES
+from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.local.api import build_app
+from nvcf_helpers.local.asset_store import AssetStore
+from nvcf_helpers.local.function import LocalFunction
+from nvcf_helpers.local.store import InvocationStore
+from nvcf_helpers.local.supervisor import Supervisor
+from nvcf_helpers.local.worker import Worker
+from nvcf_helpers.spec import FunctionSpec
+
+__all__ = ["API_LINE_PREFIX", "ServeOptions", "serve"]
+
+logger = logging.getLogger("nvcf_helpers.local")
+
+#: Start of the line that announces the API's base URL (stable, for scripts to parse).
+API_LINE_PREFIX = "NVCF local API: "
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything ``nvcf-helpers local`` was asked to do."""
+
+    spec: FunctionSpec
+    command: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 8787
+    api_key: str | None = None
+    max_concurrency: int = 1
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    startup_timeout: float = 600.0
+    stop_grace: float = 10.0
+    info_file: Path | None = None
+
+
+def _banner(options: ServeOptions, base_url: str, function: LocalFunction) -> str:
+    key = ' --api-key "$NVCF_API_KEY"' if options.api_key else ""
+    auth = ' -H "Authorization: Bearer $NVCF_API_KEY"' if options.api_key else ""
+    invoke_url = f"{base_url}/v2/nvcf/pexec/functions/{function.function_id}"
+    return "\n".join(
+        [
+            f"{API_LINE_PREFIX}{base_url}",
+            f"function {function.spec.name}: id {function.function_id}, "
+            f"version {function.version_id}",
+            f"container command: {shlex.join(options.command)}",
+            f"invoke: nvcf-helpers invoke {function.function_id} --base-url {base_url}{key} "
+            "--data '{}'",
+            f"curl:   curl -sS -X POST {invoke_url}{auth} -H 'Content-Type: application/json' "
+            "-d '{}'",
+        ]
+    )
+
+
+def _write_info(path: Path, info: dict[str, object]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(info), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+async def serve(options: ServeOptions, stop: asyncio.Event | None = None) -> int:
+    """Run the local NVCF until ``stop`` is set or SIGINT/SIGTERM arrives.
+
+    Returns:
+        0 after a requested stop.
+
+    Raises:
+        NvcfHelperError: the port cannot be bound.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    root = Path(tempfile.mkdtemp(prefix="nvcf-local-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the container may run as another user, as in NVCF
+    function = LocalFunction(options.spec)
+    store = InvocationStore()
+    assets_root = root / "assets"
+    assets_root.mkdir(mode=0o700)
+    assets = AssetStore(assets_root)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=False),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        # Forward only what the caller sent; aiohttp would add its own Accept-Encoding.
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+    )
+    worker = Worker(
+        function,
+        store,
+        assets,
+        root,
+        session,
+        max_concurrency=options.max_concurrency,
+        max_response_bytes=options.max_response_bytes,
+    )
+    supervisor = Supervisor(
+        function,
+        options.command,
+        session,
+        startup_timeout=options.startup_timeout,
+        environment=function.environment(),
+        on_exit=worker.fail_in_flight,
+    )
+    app = build_app(function, store, assets, worker, options.api_key)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, options.host, options.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise NvcfHelperError(
+                f"cannot serve on {options.host}:{options.port} ({exc.strerror}): pick another "
+                "port with --port, or --port 0 for any free one"
+            ) from None
+        host, port = runner.addresses[0][:2]
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        base_url = f"http://{shown_host}:{port}"
+        print(_banner(options, base_url, function), flush=True)
+        if options.info_file is not None:
+            _write_info(
+                options.info_file,
+                {
+                    "baseUrl": base_url,
+                    "functionId": function.function_id,
+                    "versionId": function.version_id,
+                    "pid": os.getpid(),
+                },
+            )
+        await supervisor.start()
+        await stop.wait()
+        logger.info("stopping: the container first, then the API")
+        await supervisor.stop(options.stop_grace)
+        await worker.close()
+    finally:
+        await runner.cleanup()
+        await session.close()
+        shutil.rmtree(root, ignore_errors=True)
+        if options.info_file is not None:
+            options.info_file.unlink(missing_ok=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def configure_gateway_logging(level: int = logging.INFO) -> None:
+    """Send the local NVCF's own log lines to stderr; the container's output keeps stdout."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s [nvcf-local] [%(levelname)s] %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
