@@ -97,8 +97,8 @@ _TRITON_NAMES = {
 # the data types to send), for the messages a caller reads.
 _ACCEPTED_KINDS: dict[type, tuple[str, str, str]] = {
     bool: ("b", "boolean", "BOOL"),
-    int: ("iu", "integer", "an integer type (INT8 to INT64 or UINT8 to UINT64)"),
-    float: ("fiu", "number", "a number type (FP16, FP32, FP64 or an integer type)"),
+    int: ("iu", "integer", "INT8 to INT64 or UINT8 to UINT64"),
+    float: ("fiu", "number", "FP16, FP32, FP64 or an integer type"),
     str: ("OSU", "text value", "BYTES holding UTF-8 text"),
     bytes: ("OSU", "BYTES value", "BYTES"),
 }
