@@ -25,7 +25,6 @@ import triton_python_backend_utils as pb_utils
 
 from nvcf_helpers import (
     InputError,
-    InvalidInputError,
     NvcfHelperError,
     ProgressReporter,
     RequestContext,
@@ -33,7 +32,7 @@ from nvcf_helpers import (
     large_output,
     open_asset,
 )
-from nvcf_helpers.log import log_request
+from nvcf_helpers.triton_backend import execute_requests, scalar_input
 
 LOG = logging.getLogger("pipeline")
 DEFAULT_CHUNK = 64
@@ -65,16 +64,6 @@ def _load_images(ctx: RequestContext, asset_id: str) -> np.ndarray:
     return images
 
 
-def _chunk_size(request: Any) -> int:
-    tensor = pb_utils.get_input_tensor_by_name(request, "CHUNK_SIZE")
-    if tensor is None:
-        return DEFAULT_CHUNK
-    value = int(tensor.as_numpy().reshape(-1)[0])
-    if not 1 <= value <= MAX_CHUNK:
-        raise InputError(f"CHUNK_SIZE is {value}: send a number of images from 1 to {MAX_CHUNK}")
-    return value
-
-
 def _call(model: str, ctx: RequestContext, tensor: Any, outputs: list[str]) -> list[np.ndarray]:
     request = pb_utils.InferenceRequest(
         model_name=model,
@@ -102,35 +91,19 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Run each request's job; every failure becomes a clean Triton error."""
-        responses = []
-        for request in requests:
-            ctx = None
-            try:
-                ctx = RequestContext.from_parameters(request.parameters())
-                with log_request(ctx):
-                    responses.append(self._job(ctx, request))
-            except InvalidInputError as exc:
-                with log_request(ctx):
-                    LOG.warning("rejected: %s", exc)
-                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-                responses.append(pb_utils.InferenceResponse(error=error))
-            except Exception:
-                with log_request(ctx):
-                    LOG.exception("pipeline failed")
-                reqid = ctx.request_id if ctx is not None else None
-                error = pb_utils.TritonError(
-                    f"the pipeline failed; its log has the details under request id {reqid}"
-                )
-                responses.append(pb_utils.InferenceResponse(error=error))
-        return responses
+        return execute_requests(requests, self._job)
 
-    def _job(self, ctx: RequestContext, request: Any) -> Any:
+    def _job(self, request: Any, ctx: RequestContext) -> dict[str, np.ndarray]:
         if not ctx.asset_ids:
             raise InputError(
                 "no input asset was sent: upload an .npy of UINT8 images as an NVCF asset and "
                 "invoke with header NVCF-INPUT-ASSET-REFERENCES: <asset id>"
             )
-        chunk = _chunk_size(request)
+        chunk = scalar_input(request, "CHUNK_SIZE", int, DEFAULT_CHUNK)
+        if not 1 <= chunk <= MAX_CHUNK:
+            raise InputError(
+                f"CHUNK_SIZE is {chunk}: send a number of images from 1 to {MAX_CHUNK}"
+            )
         assets = [(asset_id, _load_images(ctx, asset_id)) for asset_id in ctx.asset_ids]
         total = sum(len(images) for _, images in assets)
         reporter = ProgressReporter(ctx) if ctx.large_output_dir is not None else None
@@ -163,12 +136,7 @@ class TritonPythonModel:
                     )
         text = self._results_text(ctx, results)
         LOG.info("done: %d image(s), counts %s", total, counts.tolist())
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("RESULTS", np.array([text.encode("utf-8")], dtype=np.object_)),
-                pb_utils.Tensor("COUNTS", counts),
-            ]
-        )
+        return {"RESULTS": np.array([text.encode("utf-8")], dtype=np.object_), "COUNTS": counts}
 
     def _results_text(self, ctx: RequestContext, results: list[dict[str, Any]]) -> str:
         text = json.dumps({"images": len(results), "results": results}, separators=(",", ":"))

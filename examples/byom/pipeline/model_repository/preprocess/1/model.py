@@ -13,10 +13,9 @@ import logging
 from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
 
-from nvcf_helpers import InputError, InvalidInputError, RequestContext, configure_logging
-from nvcf_helpers.log import log_request
+from nvcf_helpers import InputError, RequestContext, configure_logging
+from nvcf_helpers.triton_backend import execute_requests, input_array
 
 LOG = logging.getLogger("preprocess")
 
@@ -42,24 +41,11 @@ class TritonPythonModel:
         LOG.info("preprocess model loaded (instance %s)", args["model_instance_name"])
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """Convert each request's images; a bad request gets a 400, the others go on."""
-        responses = []
-        for request in requests:
-            ctx = None
-            try:
-                ctx = RequestContext.from_parameters(request.parameters())
-                with log_request(ctx):
-                    tensor = pb_utils.get_input_tensor_by_name(request, "PIXELS")
-                    if tensor is None:
-                        raise InputError("input PIXELS is missing: send UINT8 greyscale images")
-                    images = to_digits_scale(tensor.as_numpy())
-                    LOG.info("preprocessed %d image(s)", len(images))
-                responses.append(
-                    pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("IMAGE", images)])
-                )
-            except InvalidInputError as exc:
-                with log_request(ctx):
-                    LOG.warning("rejected: %s", exc)
-                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-                responses.append(pb_utils.InferenceResponse(error=error))
-        return responses
+        """Answer each request of the batch Triton hands over."""
+        return execute_requests(requests, self.prepare)
+
+    def prepare(self, request: Any, ctx: RequestContext) -> dict[str, np.ndarray]:
+        """Convert one request's images."""
+        images = to_digits_scale(input_array(request, "PIXELS"))
+        LOG.info("preprocessed %d image(s)", len(images))
+        return {"IMAGE": images}
