@@ -83,8 +83,11 @@ class LocalNvcf:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> LocalNvcf:
-        """Start the local NVCF and wait until its function is ACTIVE.
+    def start(self, *, wait: bool = True) -> LocalNvcf:
+        """Start the local NVCF and (unless ``wait`` is false) wait until its function is ACTIVE.
+
+        With ``wait=False`` it returns as soon as the API answers, while the
+        function may still be DEPLOYING; :meth:`wait_for_status` waits later.
 
         Raises:
             LocalNvcfError: it exited, or the function went to ERROR or did not
@@ -115,7 +118,10 @@ class LocalNvcf:
         )
         try:
             self._wait_for_info(info_path)
-            self.wait_for_status("ACTIVE", self.startup_timeout)
+            if wait:
+                # A little longer than the server's own deadline, so its ERROR (which
+                # says why) arrives before this side gives up.
+                self.wait_for_status("ACTIVE", self.startup_timeout + 10.0)
         except BaseException:
             self.stop()
             raise

@@ -1,0 +1,216 @@
+"""``nvcf-helpers invoke``: invoke a function, show its progress, print its result.
+
+The result body goes to stdout; a live progress bar (percent and a summary of
+the latest partial response) goes to stderr while NVCF answers 202; the large
+outputs of a 302 result are written under ``--output``. Works against
+``nvcf-helpers local`` (the default base URL) and NVCF itself
+(``--base-url https://api.nvcf.nvidia.com`` and an NGC API key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from nvcf_helpers.client import InvocationResult, NvcfClient, Progress
+from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
+
+__all__ = ["DEFAULT_LOCAL_URL", "ProgressBar", "add_arguments", "run"]
+
+#: Where ``nvcf-helpers local`` serves by default.
+DEFAULT_LOCAL_URL = "http://127.0.0.1:8787"
+_BAR_WIDTH = 24
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``nvcf-helpers invoke``."""
+    parser.add_argument(
+        "function_id",
+        nargs="?",
+        default="-",
+        metavar="FUNCTION_ID",
+        help="the function to invoke; '-' or nothing picks the only one the API lists",
+    )
+    parser.add_argument(
+        "--data",
+        "-d",
+        default="{}",
+        metavar="JSON|@FILE",
+        help="the JSON body, inline or @file (@- reads stdin); default {}",
+    )
+    parser.add_argument(
+        "--asset",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="upload FILE as an input asset and reference it (repeatable)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="where to write the large outputs of a 302 result (default ./nvcf-output-<reqid>)",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("NVCF_BASE_URL", DEFAULT_LOCAL_URL),
+        help=f"the API (env NVCF_BASE_URL; default {DEFAULT_LOCAL_URL}, nvcf-helpers local; "
+        "NVCF itself is https://api.nvcf.nvidia.com)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY"),
+        help="bearer key (env NVCF_API_KEY or NGC_API_KEY)",
+    )
+    parser.add_argument("--version-id", help="invoke this version of the function")
+    parser.add_argument(
+        "--poll-seconds",
+        type=int,
+        metavar="N",
+        help="NVCF-POLL-SECONDS: how long each call waits for the result (NVCF: 60, max 300)",
+    )
+    parser.add_argument(
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra header for the container (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="give up after this long (default never)"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+class ProgressBar:
+    """Draws progress on a terminal line (rewritten in place), or one line per change elsewhere."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty()
+        self._last = ""
+        self._state: tuple[str, str] = ("", "")
+        self._drawn = False
+
+    def update(self, progress: Progress) -> None:
+        """Show one 202 answer."""
+        percent = progress.percent if progress.percent is not None else 0
+        filled = round(_BAR_WIDTH * percent / 100)
+        summary = ""
+        if progress.partial_response is not None:
+            summary = json.dumps(progress.partial_response, separators=(",", ":"))
+        state = f"{percent:3d}% {progress.status or 'pending'}"
+        text = f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {state} {progress.elapsed:5.1f}s"
+        text = f"{text} {summary}".rstrip()
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            line = text[:width]
+            self.stream.write("\r" + line.ljust(min(width, len(self._last))))
+            self._last = line
+            self._drawn = True
+        elif (state, summary) != self._state:
+            # Not a terminal (a log, CI): one line per change, not one per poll.
+            self.stream.write(text + "\n")
+            self._state = (state, summary)
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the bar's line."""
+        if self.live and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _read_data(data: str) -> bytes:
+    if data.startswith("@"):
+        source = data[1:]
+        try:
+            raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(
+                f"--data {data}: cannot read {source} ({exc.strerror})"
+            ) from None
+    else:
+        raw = data.encode("utf-8")
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"--data is not JSON ({exc}): NVCF takes a JSON body; pass JSON or @file.json"
+        ) from None
+    return raw
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise InvalidInputError(f"--header {value!r} is not 'NAME: VALUE'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _pick_function(client: NvcfClient) -> str:
+    functions = client.list_functions()
+    if len(functions) == 1:
+        function: dict[str, Any] = functions[0]
+        print(f"invoking {function.get('name')} ({function.get('id')})", file=sys.stderr)
+        return str(function["id"])
+    names = ", ".join(f"{f.get('name')} ({f.get('id')})" for f in functions[:10])
+    raise NvcfHelperError(
+        f"{client.base_url} lists {len(functions)} functions ({names or 'none'}): "
+        "give the FUNCTION_ID to invoke"
+    )
+
+
+def _save(result: InvocationResult, output: str | None) -> None:
+    if not result.files:
+        return
+    directory = Path(output or f"nvcf-output-{result.request_id or 'result'}")
+    paths = result.save_files(directory)
+    print(f"wrote {len(paths)} large output(s) to {directory}/:", file=sys.stderr)
+    for path in paths:
+        print(f"  {path.relative_to(directory)} ({path.stat().st_size} bytes)", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Invoke the function and print its result."""
+    body = _read_data(args.data)
+    headers = _headers(args.header)
+    for asset in args.asset:
+        if not Path(asset).is_file():
+            raise InvalidInputError(f"--asset {asset}: no such file")
+    if args.poll_seconds is not None and not 0 <= args.poll_seconds <= 300:
+        raise InvalidInputError(f"--poll-seconds {args.poll_seconds}: NVCF takes 0 to 300")
+    client = NvcfClient(args.base_url, args.api_key)
+    function_id = args.function_id
+    if function_id in (None, "", "-"):
+        function_id = _pick_function(client)
+    bar = None if args.quiet else ProgressBar()
+    try:
+        result = client.invoke(
+            function_id,
+            body,
+            assets=args.asset,
+            version_id=args.version_id,
+            poll_seconds=args.poll_seconds,
+            on_progress=bar.update if bar is not None else None,
+            headers=headers,
+            timeout=args.timeout,
+        )
+    finally:
+        if bar is not None:
+            bar.finish()
+    sys.stdout.buffer.write(result.body)
+    if result.body and not result.body.endswith(b"\n") and sys.stdout.isatty():
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    _save(result, args.output)
+    return 0

@@ -1,0 +1,134 @@
+"""A small inference server written to the NVCF container contract, for testing the local NVCF.
+
+Run: ``python contract_server.py PORT``. ``GET /health`` answers 200;
+``POST /infer`` takes a JSON object whose keys ask for behaviours:
+
+- ``wait_for``: a file path; the request blocks until it exists (202 paths, queues).
+- ``sleep``: seconds to sleep after that.
+- ``progress``: a list of ``[percent, partialResponse]`` written through
+  :class:`~nvcf_helpers.ProgressReporter` before waiting; ``raw_progress``: a
+  string written verbatim as the progress file first (malformed updates).
+- ``large``: ``{"name": ..., "bytes": N}`` written with :func:`~nvcf_helpers.large_output`.
+- ``leave_partial``: a name; leaves ``<name>.partial`` behind (a contract violation).
+- ``body_bytes``: answer N bytes of ``x`` instead of the JSON echo.
+- ``status`` / ``error``: answer that status with ``{"error": error}``; ``text_error``:
+  answer that status with a body that is not JSON.
+- ``crash``: exit the whole server at once, mid-request.
+- ``events``: with ``Accept: text/event-stream``, send that many server-sent
+  events; after the first, wait for ``wait_for`` if given.
+
+Otherwise it echoes: every header it received, its ``NVCF_*`` environment, the
+assets it read through :mod:`nvcf_helpers.assets`, its pid and the input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from nvcf_helpers import ProgressReporter, RequestContext, large_output, list_assets, read_asset
+
+
+def _wait_for(path: str | None, timeout: float = 60.0) -> None:
+    if not path:
+        return
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the NVCF worker's connections are
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # keep test output quiet
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._send(200, b'{"ready": true}')
+        else:
+            self._send(404, b'{"error": "no such path"}')
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        if self.path != "/infer":
+            self._send(404, b'{"error": "no such path"}')
+            return
+        request: dict[str, Any] = json.loads(raw) if raw else {}
+        ctx = RequestContext.from_headers(self.headers.items())
+        if request.get("crash"):
+            os._exit(3)
+        if "text/event-stream" in self.headers.get("Accept", ""):
+            self._stream(request)
+            return
+        if "raw_progress" in request:
+            assert ctx.large_output_dir is not None
+            (ctx.large_output_dir / "progress").write_text(request["raw_progress"])
+            time.sleep(0.2)  # let the watcher see (and skip) it before the next update
+        if request.get("progress"):
+            reporter = ProgressReporter(ctx)
+            for percent, partial in request["progress"]:
+                reporter.update(percent, partial)
+        _wait_for(request.get("wait_for"))
+        time.sleep(request.get("sleep", 0))
+        if "status" in request:
+            if "text_error" in request:
+                self._send(request["status"], b"plain failure", "text/plain")
+            else:
+                body = json.dumps({"error": request.get("error")}).encode()
+                self._send(request["status"], body)
+            return
+        if "large" in request:
+            with large_output(ctx, request["large"]["name"]) as stream:
+                stream.write(b"L" * request["large"]["bytes"])
+        if "leave_partial" in request:
+            assert ctx.large_output_dir is not None
+            (ctx.large_output_dir / (request["leave_partial"] + ".partial")).write_bytes(b"half")
+        if "body_bytes" in request:
+            self._send(200, b"x" * request["body_bytes"], "application/octet-stream")
+            return
+        assets = {asset_id: read_asset(ctx, asset_id).decode() for asset_id in list_assets(ctx)}
+        echo = {
+            "headers": dict(self.headers.items()),
+            "env": {k: v for k, v in os.environ.items() if k.startswith("NVCF_")},
+            "assets": assets,
+            "pid": os.getpid(),
+            "input": request,
+        }
+        self._send(200, json.dumps(echo).encode())
+
+    def _stream(self, request: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for index in range(int(request.get("events", 3))):
+            self.wfile.write(f'data: {{"event": {index}}}\n\n'.encode())
+            self.wfile.flush()
+            if index == 0:
+                _wait_for(request.get("wait_for"))
+        self.close_connection = True
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print(f"contract server listening on {port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Helpers shared by the local NVCF tests: the contract server's spec and raw HTTP calls."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nvcf_helpers.local import LocalNvcf
+
+CONTRACT_SERVER = Path(__file__).with_name("contract_server.py")
+API_KEY = "local-test-key"
+#: Small, so that 302 answers are cheap to provoke.
+MAX_RESPONSE_BYTES = 64_000
+
+
+def contract_spec(port: int) -> dict[str, Any]:
+    """A function.json for the contract server listening on ``port``."""
+    return {
+        "name": "contract-server",
+        "inferenceUrl": "/infer",
+        "inferencePort": port,
+        "health": {"protocol": "HTTP", "uri": "/health", "port": port, "timeout": "PT5S"},
+        "containerImage": "local/contract-server:latest",
+        "apiBodyFormat": "CUSTOM",
+    }
+
+
+def contract_command(port: int) -> list[str]:
+    """The command that starts the contract server on ``port``."""
+    return [sys.executable, str(CONTRACT_SERVER), str(port)]
+
+
+@dataclass
+class Reply:
+    """A raw HTTP answer."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Raw:
+    """Plain HTTP calls to a local NVCF, so tests see exactly what NVCF's API answers."""
+
+    def __init__(self, nvcf: LocalNvcf, api_key: str | None) -> None:
+        self.nvcf = nvcf
+        self.api_key = api_key
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        auth: bool = True,
+    ) -> Reply:
+        url = urllib.parse.urlsplit(self.nvcf.base_url + path if path.startswith("/") else path)
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
+        sent = dict(headers or {})
+        if auth and self.api_key:
+            sent.setdefault("Authorization", f"Bearer {self.api_key}")
+        data: bytes | None
+        if body is None or isinstance(body, bytes):
+            data = body
+        else:
+            data = json.dumps(body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        try:
+            target = url.path + (f"?{url.query}" if url.query else "")
+            connection.request(method, target, body=data, headers=sent)
+            response = connection.getresponse()
+            # http.client's message is case-insensitive, like a real header lookup.
+            return Reply(response.status, response.headers, response.read())  # type: ignore[arg-type]
+        finally:
+            connection.close()
+
+    def invoke(self, body: Any, headers: Mapping[str, str] | None = None, **kw: Any) -> Reply:
+        """POST an invocation of the function."""
+        return self(
+            "POST", f"/v2/nvcf/pexec/functions/{self.nvcf.function_id}", body, headers, **kw
+        )

@@ -1,0 +1,136 @@
+"""The function's lifecycle under nvcf-helpers local: DEPLOYING, ACTIVE, ERROR, and exit."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from local_support import Raw, contract_command, contract_spec
+
+from nvcf_helpers import cli
+from nvcf_helpers.local import LocalNvcf, LocalNvcfError
+from nvcf_helpers.testing import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def local_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dispatch only the local command, whatever other sub-commands exist yet."""
+    monkeypatch.setattr(cli, "COMMANDS", {"local": cli.COMMANDS["local"]})
+
+
+class TestLifecycle:
+    """The function follows its container: ACTIVE when healthy, ERROR when it is not."""
+
+    def test_crash_fails_the_request_and_turns_the_function_to_error(self, tmp_path: Path) -> None:
+        """A container that dies mid-request: a 500 problem, then ERROR, then 503 refusals."""
+        port = free_port()
+        with LocalNvcf(
+            contract_spec(port), contract_command(port), output=tmp_path / "log"
+        ) as nvcf:
+            raw = Raw(nvcf, None)
+            reply = raw.invoke({"crash": True})
+            assert reply.status == 500
+            assert reply.headers["NVCF-STATUS"] == "errored"
+            assert "the container" in reply.json()["detail"]
+            function = nvcf.wait_for_status("ERROR", timeout=30)
+            assert function["healthInfo"]["error"] == "the container process exited with status 3"
+            refused = raw.invoke({})
+            assert refused.status == 503
+            assert "is ERROR" in refused.json()["detail"]
+
+    def test_stop_takes_the_child_and_leaves_nothing(self, tmp_path: Path) -> None:
+        """SIGTERM stops the container too, exits 0 and removes every temporary directory."""
+        port = free_port()
+        nvcf = LocalNvcf(contract_spec(port), contract_command(port), output=tmp_path / "log")
+        with nvcf:
+            echo = Raw(nvcf, None).invoke({}).json()
+            child = echo["pid"]
+            headers = {name.lower(): value for name, value in echo["headers"].items()}
+            root = Path(headers["nvcf-large-output-dir"]).parents[1]
+            assert root.is_dir()
+        assert nvcf.process is not None
+        assert nvcf.process.returncode == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+        assert not root.exists()
+
+    def test_command_that_exits_at_start_is_error(self, tmp_path: Path) -> None:
+        """A container that exits before it is healthy turns the function to ERROR."""
+        port = free_port()
+        command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+        with pytest.raises(
+            LocalNvcfError, match="ERROR: the container process exited with status 3"
+        ):
+            LocalNvcf(contract_spec(port), command, output=tmp_path / "log").start()
+
+    def test_deploying_refuses_then_unhealthy_is_error(self, tmp_path: Path) -> None:
+        """While DEPLOYING an invocation is a 503; never healthy in time means ERROR."""
+        port = free_port()
+        command = [sys.executable, "-c", "import time; time.sleep(60)"]
+        nvcf = LocalNvcf(
+            contract_spec(port), command, startup_timeout=3, output=tmp_path / "log"
+        ).start(wait=False)
+        try:
+            assert nvcf.status() == "DEPLOYING"
+            refused = Raw(nvcf, None).invoke({})
+            assert refused.status == 503
+            assert "is DEPLOYING" in refused.json()["detail"]
+            function = nvcf.wait_for_status("ERROR", timeout=30)
+            assert "did not answer 200 within 3 s" in function["healthInfo"]["error"]
+        finally:
+            nvcf.stop()
+
+
+class TestLocalCommand:
+    """Mistakes in the command line are one-line errors, before anything starts."""
+
+    def test_no_container_command(
+        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Forgetting the command after -- says how to give it."""
+        spec = tmp_path / "function.json"
+        spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
+        assert cli.main(["local", "--spec", str(spec)]) == 1
+        assert "no container command given: put it after '--'" in capsys.readouterr().err
+
+    def test_unknown_program(
+        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A program that does not exist is reported by name."""
+        spec = tmp_path / "function.json"
+        spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
+        status = cli.main(["local", "--spec", str(spec), "--", "no-such-program-xyz"])
+        assert status == 1
+        assert "command 'no-such-program-xyz' was not found" in capsys.readouterr().err
+
+    def test_invalid_spec(
+        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An invalid function.json lists its problems."""
+        spec = tmp_path / "function.json"
+        spec.write_text('{"inferenceUrl": "/i", "containerImage": "x", "inferencePort": 8080}')
+        assert cli.main(["local", "--spec", str(spec), "--", sys.executable]) == 1
+        err = capsys.readouterr().err
+        assert "name is missing" in err
+        assert "ports 8080 and 8010 are reserved" in err
+
+    def test_port_in_use(
+        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A port that is taken says how to pick another."""
+        spec = tmp_path / "function.json"
+        spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            status = cli.main(
+                ["local", "--spec", str(spec), "--port", str(port), "--", sys.executable]
+            )
+        assert status == 1
+        assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
