@@ -109,14 +109,23 @@ def read_asset(ctx: RequestContext, asset_id: str) -> bytes:
 def list_assets(ctx: RequestContext) -> list[str]:
     """The ids of the assets delivered with this request, sorted.
 
+    Only ids that :func:`read_asset` would accept are listed: a symlink that
+    leads out of the asset directory is left out.
+
     Raises:
         MissingContextError: the request has no ``NVCF-ASSET-DIR``.
     """
     directory = _asset_dir(ctx)
     try:
-        return sorted(entry.name for entry in os.scandir(directory) if entry.is_file())
+        entries = [entry for entry in os.scandir(directory) if entry.is_file()]
     except FileNotFoundError:
         return []
+    inside = directory.resolve()
+    return sorted(
+        entry.name
+        for entry in entries
+        if not entry.is_symlink() or Path(entry.path).resolve().parent == inside
+    )
 
 
 def _not_found(ctx: RequestContext, asset_id: str) -> AssetNotFoundError:

@@ -205,3 +205,19 @@ class TestAssetIdProperty:
         assert path.parent == prop_dir
         assert path.name == asset_id
         assert path.resolve().parent == prop_dir.resolve()
+
+
+class TestListingAgreesWithReading:
+    def test_symlink_out_of_the_directory_is_not_listed(self, tmp_path: Path) -> None:
+        """list_assets leaves out a link that read_asset would refuse, and keeps one inside."""
+        from nvcf_helpers import RequestContext, list_assets
+
+        asset_dir = tmp_path / "assets"
+        asset_dir.mkdir()
+        outside = tmp_path / "secret.txt"
+        outside.write_text("not an asset")
+        (asset_dir / "plain").write_text("a")
+        (asset_dir / "escape").symlink_to(outside)
+        (asset_dir / "alias").symlink_to(asset_dir / "plain")
+        ctx = RequestContext(asset_dir=asset_dir)
+        assert list_assets(ctx) == ["alias", "plain"]
