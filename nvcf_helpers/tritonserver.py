@@ -323,9 +323,10 @@ class TritonServer:
     line by line to ``stdout`` when one is given, and its last lines are kept
     for error messages (:meth:`output_tail`).
 
-    On Linux the server gets SIGTERM if the thread that started it dies, so a
-    killed parent does not leave it running: start it from a thread that
-    outlives it (normally the main thread).
+    On Linux (with ``die_with_parent``) the server gets SIGTERM when the
+    thread that started it ends, so a killed parent does not leave it
+    running: start it from a thread that outlives it (normally the main
+    thread), or pass ``die_with_parent=False``.
 
     Args:
         model_repository: the directory holding one sub-directory per model.
@@ -336,6 +337,8 @@ class TritonServer:
             needs a complete ``config.pbtxt``.
         extra_args: more ``tritonserver`` arguments, appended last.
         stdout: a text stream that receives the server's output, or None.
+        die_with_parent: have Linux send the server SIGTERM when the
+            starting thread ends.
     """
 
     def __init__(
@@ -348,6 +351,7 @@ class TritonServer:
         disable_auto_complete_config: bool = False,
         extra_args: Sequence[str] = (),
         stdout: IO[str] | None = None,
+        die_with_parent: bool = True,
     ) -> None:
         self.model_repository = Path(model_repository).resolve()
         self.host = host
@@ -356,6 +360,7 @@ class TritonServer:
         self.disable_auto_complete_config = disable_auto_complete_config
         self.extra_args = tuple(extra_args)
         self._stdout = stdout
+        self._die_with_parent = die_with_parent and sys.platform == "linux"
         self._install: TritonInstall | None = None
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -427,7 +432,7 @@ class TritonServer:
                 errors="replace",
                 bufsize=1,
                 env=server_environment(self._install),
-                preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,  # noqa: PLW1509 - only calls prctl
+                preexec_fn=_set_parent_death_signal if self._die_with_parent else None,  # noqa: PLW1509 - only calls prctl
             )
         except OSError as exc:
             self._remove_backend_dir()

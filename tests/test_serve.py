@@ -113,6 +113,34 @@ class TestServe:
         assert not any(_alive(pid) for pid in servers)
 
 
+@pytest.mark.integration
+class TestServeKilled:
+    """The server must not outlive the command, even when it is killed."""
+
+    def test_sigkill_takes_the_server_down(self) -> None:
+        """After SIGKILL of the command (no chance to clean up) tritonserver ends too."""
+        process = _serve(
+            str(REPOSITORY),
+            "--http-port",
+            str(free_port()),
+            "--grpc-port",
+            str(free_port()),
+            "--disable-auto-complete-config",
+        )
+        assert process.stdout is not None
+        try:
+            assert _read_until(process.stdout, "ready: ", timeout=120)[-1].startswith("ready: ")
+            servers = _children(process.pid)
+            assert servers
+        finally:
+            process.kill()
+            process.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in servers)
+
+
 class TestServeErrors:
     """Unusable repositories: one line on stderr, exit 1, no server started."""
 
