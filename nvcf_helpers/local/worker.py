@@ -163,13 +163,16 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, invocation: Invocation, forward: Forward) -> None:
+        directories: list[Path] = []
         try:
             async with self._slots:
-                result = await self._call(invocation, forward)
+                result = await self._call(invocation, forward, directories)
         except Exception as exc:  # the result must always land, or the caller polls forever
             logger.exception("request %s: the local NVCF failed", invocation.request_id)
             result = _problem(500, f"the local NVCF failed: {exc}", invocation.request_id)
         invocation.finish(result)
+        # After the result is out, as NVCF's worker does: the caller does not wait for it.
+        await _remove_directories(*directories)
         logger.info(
             "request %s: %d in %.3f s",
             invocation.request_id,
@@ -189,12 +192,15 @@ class Worker:
             nvcf_status="errored",
         )
 
-    async def _call(self, invocation: Invocation, forward: Forward) -> Result:
+    async def _call(
+        self, invocation: Invocation, forward: Forward, directories: list[Path]
+    ) -> Result:
         refusal = self._refusal(invocation)
         if refusal is not None:
             return refusal
         invocation.state = InvocationState.RUNNING
         asset_dir, output_dir = self._make_directories(invocation, forward)
+        directories += (asset_dir, output_dir)
         self._in_flight.add(invocation)
         watcher = asyncio.create_task(self._watch_progress(invocation, output_dir))
         try:
@@ -215,7 +221,6 @@ class Worker:
             return await self._package(invocation, status, reply_headers, body, output_dir)
         finally:
             self._in_flight.discard(invocation)
-            await asyncio.to_thread(_remove, asset_dir, output_dir)
 
     def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
         if self.function.status is FunctionStatus.ERROR:
@@ -311,7 +316,11 @@ class Worker:
         headers = {
             name: value for name, value in reply_headers.items() if name.lower() not in _NOT_RELAYED
         }
-        files = await asyncio.to_thread(_large_outputs, output_dir)
+        # Most calls leave nothing (or only 'progress'): a scandir on the event loop
+        # answers that in microseconds; walking a real tree goes to a thread.
+        with os.scandir(output_dir) as entries:
+            left = any(entry.name != PROGRESS_FILE for entry in entries)
+        files = await asyncio.to_thread(_large_outputs, output_dir) if left else []
         partials = [name for name in files if name.endswith(PARTIAL_SUFFIX)]
         if partials:
             warning = (
@@ -352,7 +361,7 @@ class Worker:
                 return await self._relay(invocation, forward, headers, request)
             finally:
                 self._in_flight.discard(invocation)
-                await asyncio.to_thread(_remove, asset_dir, output_dir)
+                await _remove_directories(asset_dir, output_dir)
 
     async def _relay(
         self,
@@ -452,6 +461,20 @@ def _zip(zip_path: Path, request_id: str, body: bytes, output_dir: Path, files: 
             bundle.write(output_dir / name, name)
 
 
-def _remove(*directories: Path) -> None:
+async def _remove_directories(*directories: Path) -> None:
+    """Remove request directories: empty ones at once, full trees in a thread."""
+    full = []
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            full.append(directory)
+    if full:
+        await asyncio.to_thread(_remove_trees, full)
+
+
+def _remove_trees(directories: list[Path]) -> None:
     for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)

@@ -43,6 +43,9 @@ def _wait_for(path: str | None, timeout: float = 60.0) -> None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the NVCF worker's connections are
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # peer's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # keep test output quiet
@@ -122,10 +125,14 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default of 5 resets connections under 16 callers
+    daemon_threads = True
+
+
 def main() -> None:
     port = int(sys.argv[1])
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", port), Handler)
     print(f"contract server listening on {port}", flush=True)
     server.serve_forever()
 
