@@ -18,8 +18,7 @@ from nvcf_helpers.testing import free_port
 
 @pytest.fixture
 def invoke_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dispatch only the invoke command, whatever other sub-commands exist yet."""
-    monkeypatch.setattr(cli, "COMMANDS", {"invoke": cli.COMMANDS["invoke"]})
+    """The invoke command, unaffected by an NVCF_BASE_URL in the environment."""
     monkeypatch.delenv("NVCF_BASE_URL", raising=False)
 
 

@@ -17,12 +17,6 @@ from nvcf_helpers.testing import free_port
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def local_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dispatch only the local command, whatever other sub-commands exist yet."""
-    monkeypatch.setattr(cli, "COMMANDS", {"local": cli.COMMANDS["local"]})
-
-
 class TestLifecycle:
     """The function follows its container: ACTIVE when healthy, ERROR when it is not."""
 
@@ -89,18 +83,14 @@ class TestLifecycle:
 class TestLocalCommand:
     """Mistakes in the command line are one-line errors, before anything starts."""
 
-    def test_no_container_command(
-        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_no_container_command(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Forgetting the command after -- says how to give it."""
         spec = tmp_path / "function.json"
         spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
         assert cli.main(["local", "--spec", str(spec)]) == 1
         assert "no container command given: put it after '--'" in capsys.readouterr().err
 
-    def test_unknown_program(
-        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_unknown_program(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A program that does not exist is reported by name."""
         spec = tmp_path / "function.json"
         spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
@@ -108,9 +98,7 @@ class TestLocalCommand:
         assert status == 1
         assert "command 'no-such-program-xyz' was not found" in capsys.readouterr().err
 
-    def test_invalid_spec(
-        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_invalid_spec(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An invalid function.json lists its problems."""
         spec = tmp_path / "function.json"
         spec.write_text('{"inferenceUrl": "/i", "containerImage": "x", "inferencePort": 8080}')
@@ -119,9 +107,7 @@ class TestLocalCommand:
         assert "name is missing" in err
         assert "ports 8080 and 8010 are reserved" in err
 
-    def test_port_in_use(
-        self, local_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_port_in_use(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A port that is taken says how to pick another."""
         spec = tmp_path / "function.json"
         spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
