@@ -258,9 +258,15 @@ class LocalApi:
         )
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES or not request.content.at_eof():
-            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        # read(n) returns what has arrived so far, not n bytes: read until the end.
+        while chunk := await request.content.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_large
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             json.loads(body)
         except ValueError as exc:

@@ -135,6 +135,12 @@ async def serve(options: ServeOptions, stop: asyncio.Event | None = None) -> int
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         base_url = f"http://{shown_host}:{port}"
         print(_banner(options, base_url, function), flush=True)
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            logger.warning(
+                "serving on %s: other machines can reach this API%s",
+                host,
+                "" if options.api_key else "; consider --api-key",
+            )
         if options.info_file is not None:
             _write_info(
                 options.info_file,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 
+from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.function import FunctionStatus, LocalFunction
 
 __all__ = ["Supervisor"]
@@ -76,12 +77,18 @@ class Supervisor:
     async def start(self) -> None:
         """Start the command and begin probing its health."""
         env = {**os.environ, **self.environment}
-        self.process = await asyncio.create_subprocess_exec(
-            *self.command,
-            env=env,
-            start_new_session=True,  # its own process group, so stop() reaches grandchildren
-            preexec_fn=_die_with_parent,  # no threads exist in the child yet
-        )
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command,
+                env=env,
+                start_new_session=True,  # its own process group, so stop() reaches grandchildren
+                preexec_fn=_die_with_parent,  # no threads exist in the child yet
+            )
+        except OSError as exc:
+            raise NvcfHelperError(
+                f"cannot start {self.command[0]!r} ({exc.strerror}): check that it is an "
+                "executable program"
+            ) from None
         self.function.status = FunctionStatus.DEPLOYING
         logger.info("function %s is DEPLOYING (pid %d)", self.function.spec.name, self.process.pid)
         self._tasks = [

@@ -10,6 +10,7 @@ Run: ``python contract_server.py PORT``. ``GET /health`` answers 200;
   string written verbatim as the progress file first (malformed updates).
 - ``large``: ``{"name": ..., "bytes": N}`` written with :func:`~nvcf_helpers.large_output`.
 - ``leave_partial``: a name; leaves ``<name>.partial`` behind (a contract violation).
+- ``only_size``: answer ``{"bytes": <size of the body received>}`` only.
 - ``body_bytes``: answer N bytes of ``x`` instead of the JSON echo.
 - ``status`` / ``error``: answer that status with ``{"error": error}``; ``text_error``:
   answer that status with a body that is not JSON.
@@ -75,42 +76,28 @@ class Handler(BaseHTTPRequestHandler):
             os._exit(3)
         if "text/event-stream" in self.headers.get("Accept", ""):
             self._stream(request)
-            return
-        if "raw_progress" in request:
-            assert ctx.large_output_dir is not None
-            (ctx.large_output_dir / "progress").write_text(request["raw_progress"])
-            time.sleep(0.2)  # let the watcher see (and skip) it before the next update
-        if request.get("progress"):
-            reporter = ProgressReporter(ctx)
-            for percent, partial in request["progress"]:
-                reporter.update(percent, partial)
-        _wait_for(request.get("wait_for"))
-        time.sleep(request.get("sleep", 0))
-        if "status" in request:
+        elif "status" in request:
+            _work(request, ctx)
             if "text_error" in request:
                 self._send(request["status"], b"plain failure", "text/plain")
             else:
-                body = json.dumps({"error": request.get("error")}).encode()
-                self._send(request["status"], body)
-            return
-        if "large" in request:
-            with large_output(ctx, request["large"]["name"]) as stream:
-                stream.write(b"L" * request["large"]["bytes"])
-        if "leave_partial" in request:
-            assert ctx.large_output_dir is not None
-            (ctx.large_output_dir / (request["leave_partial"] + ".partial")).write_bytes(b"half")
-        if "body_bytes" in request:
+                self._send(request["status"], json.dumps({"error": request.get("error")}).encode())
+        elif request.get("only_size"):
+            self._send(200, json.dumps({"bytes": len(raw)}).encode())
+        elif "body_bytes" in request:
+            _work(request, ctx)
             self._send(200, b"x" * request["body_bytes"], "application/octet-stream")
-            return
-        assets = {asset_id: read_asset(ctx, asset_id).decode() for asset_id in list_assets(ctx)}
-        echo = {
-            "headers": dict(self.headers.items()),
-            "env": {k: v for k, v in os.environ.items() if k.startswith("NVCF_")},
-            "assets": assets,
-            "pid": os.getpid(),
-            "input": request,
-        }
-        self._send(200, json.dumps(echo).encode())
+        else:
+            _work(request, ctx)
+            echo = {
+                # pairs, not a dict: a header sent twice must show twice
+                "headers": list(self.headers.items()),
+                "env": {k: v for k, v in os.environ.items() if k.startswith("NVCF_")},
+                "assets": {a: read_asset(ctx, a).decode() for a in list_assets(ctx)},
+                "pid": os.getpid(),
+                "input": request,
+            }
+            self._send(200, json.dumps(echo).encode())
 
     def _stream(self, request: dict[str, Any]) -> None:
         self.send_response(200)
@@ -123,6 +110,26 @@ class Handler(BaseHTTPRequestHandler):
             if index == 0:
                 _wait_for(request.get("wait_for"))
         self.close_connection = True
+
+
+def _work(request: dict[str, Any], ctx: RequestContext) -> None:
+    """Progress, waiting and large outputs, in the order a real function would do them."""
+    if "raw_progress" in request:
+        assert ctx.large_output_dir is not None
+        (ctx.large_output_dir / "progress").write_text(request["raw_progress"])
+        time.sleep(0.2)  # let the watcher see (and skip) it before the next update
+    if request.get("progress"):
+        reporter = ProgressReporter(ctx)
+        for percent, partial in request["progress"]:
+            reporter.update(percent, partial)
+    _wait_for(request.get("wait_for"))
+    time.sleep(request.get("sleep", 0))
+    if "large" in request:
+        with large_output(ctx, request["large"]["name"]) as stream:
+            stream.write(b"L" * request["large"]["bytes"])
+    if "leave_partial" in request:
+        assert ctx.large_output_dir is not None
+        (ctx.large_output_dir / (request["leave_partial"] + ".partial")).write_bytes(b"half")
 
 
 class Server(ThreadingHTTPServer):

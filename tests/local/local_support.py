@@ -6,7 +6,7 @@ import http.client
 import json
 import sys
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,15 +69,16 @@ class Raw:
         sent = dict(headers or {})
         if auth and self.api_key:
             sent.setdefault("Authorization", f"Bearer {self.api_key}")
-        data: bytes | None
-        if body is None or isinstance(body, bytes):
-            data = body
+        data: Any
+        if body is None or isinstance(body, (bytes, Iterator)):
+            data = body  # an iterator of bytes is sent chunked
         else:
             data = json.dumps(body).encode()
             sent.setdefault("Content-Type", "application/json")
         try:
             target = url.path + (f"?{url.query}" if url.query else "")
-            connection.request(method, target, body=data, headers=sent)
+            chunked = isinstance(data, Iterator)
+            connection.request(method, target, body=data, headers=sent, encode_chunked=chunked)
             response = connection.getresponse()
             # http.client's message is case-insensitive, like a real header lookup.
             return Reply(response.status, response.headers, response.read())  # type: ignore[arg-type]
@@ -89,3 +90,18 @@ class Raw:
         return self(
             "POST", f"/v2/nvcf/pexec/functions/{self.nvcf.function_id}", body, headers, **kw
         )
+
+
+def headers_seen(echo: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The headers the contract server received, by lower-case name, every value kept."""
+    seen: dict[str, list[str]] = {}
+    for name, value in echo["headers"]:
+        seen.setdefault(name.lower(), []).append(value)
+    return seen
+
+
+def header_seen(echo: Mapping[str, Any], name: str) -> str:
+    """The one value the contract server received for header ``name``."""
+    values = headers_seen(echo)[name.lower()]
+    assert len(values) == 1, f"{name} arrived {len(values)} times: {values}"
+    return values[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_support import API_KEY, MAX_RESPONSE_BYTES, Raw, Reply
+from local_support import API_KEY, MAX_RESPONSE_BYTES, Raw, Reply, header_seen, headers_seen
 
 from nvcf_helpers import HEADER_NAMES
 from nvcf_helpers.local import LocalNvcf
@@ -29,8 +29,9 @@ def _poll_until(raw: Raw, request_id: str, done: Any, timeout: float = 30.0) -> 
             return reply
 
 
-def _ci(headers: dict[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
+def _ci(echo: dict[str, Any]) -> dict[str, str]:
+    """Received headers by lower-case name, each checked to have arrived once."""
+    return {name: header_seen(echo, name) for name in headers_seen(echo)}
 
 
 class TestFunctions:
@@ -94,7 +95,7 @@ class TestInvocation:
         reply = raw.invoke({"hello": "world"}, {"NVCF-POLL-SECONDS": "30"})
         assert reply.status == 200
         echo = reply.json()
-        seen = _ci(echo["headers"])
+        seen = _ci(echo)
         expected = {h.lower() for h in HEADER_NAMES.values()} - {
             "nvcf-function-asset-ids",  # only when assets are sent
             "nvcf-poll-seconds",  # sent lower-case as nvcf-poll-seconds, checked below
@@ -113,7 +114,7 @@ class TestInvocation:
     def test_request_directories_exist_during_the_call_and_not_after(self, raw: Raw) -> None:
         """The asset and output directories are made before the call (output 0777), gone after."""
         reply = raw.invoke({})
-        seen = _ci(reply.json()["headers"])
+        seen = _ci(reply.json())
         output_dir = Path(seen["nvcf-large-output-dir"])
         asset_dir = Path(seen["nvcf-asset-dir"])
         assert output_dir.name == asset_dir.name == reply.headers["NVCF-REQID"]
@@ -147,10 +148,7 @@ class TestInvocation:
             "X-Trace-Id": "kept",
         }
         reply = raw.invoke({}, spoofed)
-        headers = reply.json()["headers"]
-        values = {}
-        for name, value in headers.items():
-            values.setdefault(name.lower(), []).append(value)
+        values = headers_seen(reply.json())
         assert values["nvcf-reqid"] == [reply.headers["NVCF-REQID"]]
         assert values["nvcf-function-id"] == [nvcf.function_id]
         assert values["nvcf-asset-dir"] != ["/etc"]
@@ -170,6 +168,23 @@ class TestInvocation:
         reply = raw.invoke(body, {"Content-Type": "application/json"})
         assert reply.status == 413
         assert "exceeds NVCF's limit of 5000000 bytes" in reply.json()["detail"]
+
+    def test_body_just_under_5_mb_is_accepted(self, raw: Raw) -> None:
+        """A body at NVCF's limit, arriving in many TCP segments, reaches the container whole."""
+        body = json.dumps({"only_size": True, "filler": ""}).encode()
+        body = body[:-2] + b"a" * (5_000_000 - len(body)) + b'"}'
+        assert len(body) == 5_000_000
+        reply = raw.invoke(body, {"Content-Type": "application/json"})
+        assert reply.status == 200
+        assert reply.json() == {"bytes": 5_000_000}
+
+    def test_chunked_body_over_5_mb_is_413(self, raw: Raw) -> None:
+        """Without a Content-Length, the limit is enforced while reading."""
+        chunks = iter([b'{"x": "', b"a" * 5_000_000, b'"}'])
+        reply = raw.invoke(
+            chunks, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+        )
+        assert reply.status == 413
 
     def test_body_that_is_not_json_is_400(self, raw: Raw) -> None:
         """NVCF takes JSON bodies only."""
@@ -339,8 +354,8 @@ class TestAssets:
         reply = raw.invoke({}, {"NVCF-INPUT-ASSET-REFERENCES": asset["assetId"]})
         echo = reply.json()
         assert echo["assets"] == {asset["assetId"]: "hello asset"}
-        assert _ci(echo["headers"])["nvcf-function-asset-ids"] == asset["assetId"]
-        assert "nvcf-input-asset-references" not in _ci(echo["headers"])
+        assert _ci(echo)["nvcf-function-asset-ids"] == asset["assetId"]
+        assert "nvcf-input-asset-references" not in _ci(echo)
 
     def test_upload_with_other_headers_is_403(self, raw: Raw) -> None:
         """Headers that differ from the signed ones are refused, as S3 does."""

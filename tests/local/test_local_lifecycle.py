@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from local_support import Raw, contract_command, contract_spec
+from local_support import Raw, contract_command, contract_spec, header_seen
 
 from nvcf_helpers import cli
 from nvcf_helpers.local import LocalNvcf, LocalNvcfError
@@ -44,8 +44,7 @@ class TestLifecycle:
         with nvcf:
             echo = Raw(nvcf, None).invoke({}).json()
             child = echo["pid"]
-            headers = {name.lower(): value for name, value in echo["headers"].items()}
-            root = Path(headers["nvcf-large-output-dir"]).parents[1]
+            root = Path(header_seen(echo, "NVCF-LARGE-OUTPUT-DIR")).parents[1]
             assert root.is_dir()
         assert nvcf.process is not None
         assert nvcf.process.returncode == 0

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from local_support import Raw, Reply
+from local_support import Raw, Reply, header_seen
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,8 @@ class TestLoad:
         assert all(echo["input"] == {"index": index} for index, _, echo in echoes)
         request_ids = {request_id for _, request_id, _ in echoes}
         assert len(request_ids) == CALLS
-        seen_ids = {
-            {k.lower(): v for k, v in echo["headers"].items()}["nvcf-reqid"]
-            for _, _, echo in echoes
-        }
+        seen_ids = {header_seen(echo, "NVCF-REQID") for _, _, echo in echoes}
         assert seen_ids == request_ids
-        any_headers = {k.lower(): v for k, v in echoes[0][2]["headers"].items()}
-        root = Path(any_headers["nvcf-large-output-dir"]).parents[1]
+        root = Path(header_seen(echoes[0][2], "NVCF-LARGE-OUTPUT-DIR")).parents[1]
         assert list((root / "response").iterdir()) == []
         assert list((root / "inputAssets").iterdir()) == []
