@@ -199,8 +199,17 @@ def pre_gen(template: str, context: Mapping[str, Any]) -> int:
     return 0
 
 
-def _nest_triton_model(project: Path, context: Mapping[str, Any]) -> None:
-    """Generate the model repository, client and tests with the triton-model template."""
+def _nest_triton_model(
+    project: Path, context: Mapping[str, Any], only: tuple[str, ...] | None = None
+) -> None:
+    """Add files made by the triton-model template with the same variables.
+
+    Args:
+        project: the project being generated.
+        context: its cookiecutter variables.
+        only: the top-level names to take; everything but README.md and
+            function.json when None. A file the project already has is kept.
+    """
     from cookiecutter.main import cookiecutter
 
     repo_dir = Path(str(context.get("_repo_dir", "")))
@@ -210,7 +219,7 @@ def _nest_triton_model(project: Path, context: Mapping[str, Any]) -> None:
 
         template = template_path("triton-model")
     keys = ("project_name", "model_name", "max_batch_size", "instance_kind", "long_running")
-    extra = {key: str(context[key]) for key in (*keys, "inputs", "outputs")}
+    extra = {key: str(context[key]) for key in (*keys, "inputs", "outputs") if key in context}
     with tempfile.TemporaryDirectory(prefix="nvcf-nested-") as scratch:
         config = Path(scratch) / "config.yaml"
         config.write_text(
@@ -228,7 +237,9 @@ def _nest_triton_model(project: Path, context: Mapping[str, Any]) -> None:
         )
         for source in sorted(baked.rglob("*")):
             relative = source.relative_to(baked)
-            if relative.parts[0] in ("README.md", "function.json") or source.is_dir():
+            if source.is_dir() or relative.parts[0] in ("README.md", "function.json"):
+                continue
+            if only is not None and relative.parts[0] not in only:
                 continue
             target = project / relative
             if target.exists():
@@ -246,6 +257,7 @@ def post_gen(template: str, context: Mapping[str, Any], project: Path | None = N
             vendor_helpers(version, VENDOR_ROOTS["triton-model"])
         elif template == "pytriton-container":
             vendor_helpers(project, VENDOR_ROOTS["pytriton-container"])
+            _nest_triton_model(project, context, only=("client.py",))
         elif template == "triton-container":
             _nest_triton_model(project, context)
     except Exception as exc:  # a hook must end with one line, never a traceback

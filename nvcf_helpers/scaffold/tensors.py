@@ -67,6 +67,11 @@ class TensorSpec:
         return DATA_TYPES[self.data_type]
 
     @property
+    def pytriton_type(self) -> str:
+        """The dtype PyTriton's ``Tensor`` takes, as Python source (``np.bytes_`` for BYTES)."""
+        return "np.bytes_" if self.data_type == "BYTES" else DATA_TYPES[self.data_type]
+
+    @property
     def is_float(self) -> bool:
         """Whether the type is a floating-point one."""
         return self.data_type.startswith("FP")

@@ -1,6 +1,6 @@
 """Invoke {{ cookiecutter.model_name }} the way NVCF's worker does: KServe v2 JSON plus the NVCF-* headers.
 
-    nvcf-helpers serve model_repository      # in one terminal
+    nvcf-helpers serve model_repository      # in one terminal (a PyTriton project: python run.py)
     python client.py                          # in another
     python client.py --max-response-bytes 64  # small limit: outputs become large outputs
 

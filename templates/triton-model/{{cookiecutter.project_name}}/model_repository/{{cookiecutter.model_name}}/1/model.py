@@ -12,7 +12,7 @@ without a traceback (the traceback is logged here).
 
 Long-running: each request reports its progress to NVCF (10, 90, then 100)
 and outputs larger than NVCF-MAX-RESPONSE-SIZE-BYTES are written as large
-outputs (``<OUTPUT>.npy`` in NVCF-LARGE-OUTPUT-DIR) and answered empty.
+outputs (``<OUTPUT>.npy`` in NVCF-LARGE-OUTPUT-DIR), left out of the response.
 {%- endif %}
 
 Replace the three marked parts with your own code:
@@ -161,28 +161,30 @@ class TritonPythonModel:
     def spill_large_outputs(
         self, ctx: RequestContext, outputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """Write the outputs as large outputs when the response would be too big for NVCF.
+        """Move outputs out of the response while it is too big for NVCF to pass back inline.
 
-        Each output goes to ``<name>.npy`` in NVCF-LARGE-OUTPUT-DIR (written as
-        ``.partial``, then renamed) and is answered empty; NVCF's worker zips
-        the response with the files and gives the caller a download link.
+        The largest outputs go first, each to ``<name>.npy`` in
+        NVCF-LARGE-OUTPUT-DIR (written as ``.partial``, then renamed), and are
+        left out of the response; NVCF's worker zips the response with the
+        files and gives the caller a download link.
         """
-        size = sum(_json_size(array) for array in outputs.values())
-        if size <= ctx.max_response_bytes:
-            return outputs
-        if ctx.large_output_dir is None:
-            LOG.warning(
-                "the response (up to %d bytes) exceeds %d bytes, but the request has no "
-                "NVCF-LARGE-OUTPUT-DIR: answering inline",
-                size,
-                ctx.max_response_bytes,
-            )
-            return outputs
-        answered: dict[str, np.ndarray] = {}
-        for name, array in outputs.items():
+        answered = dict(outputs)
+        by_size = sorted(outputs, key=lambda name: _json_size(outputs[name]), reverse=True)
+        for name in by_size:
+            size = sum(_json_size(array) for array in answered.values())
+            if size <= ctx.max_response_bytes:
+                break
+            if ctx.large_output_dir is None:
+                LOG.warning(
+                    "the response (up to %d bytes) exceeds %d bytes, but the request has no "
+                    "NVCF-LARGE-OUTPUT-DIR: answering inline",
+                    size,
+                    ctx.max_response_bytes,
+                )
+                break
+            array = answered.pop(name)
             with large_output(ctx, f"{name}.npy") as stream:
                 np.save(stream, array, allow_pickle=array.dtype == np.object_)
             LOG.info("output %s %s written as large output %s.npy", name, list(array.shape), name)
-            answered[name] = array[..., :0]
         return answered
 {%- endif %}

@@ -1,0 +1,148 @@
+{%- set long = cookiecutter.long_running == "yes" -%}
+"""run.py, started as the container starts it and called the way NVCF's worker calls it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import client
+
+pytestmark = pytest.mark.integration
+
+
+def expected_outputs(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the generated identity answers: each output from the input in its position."""
+    import run
+
+    arrays = list(inputs.values())
+    expected = {}
+    for index, tensor in enumerate(run.OUTPUTS):
+        source = arrays[index % len(arrays)]
+        if tensor.dtype is np.bytes_:
+            values = [v if isinstance(v, bytes) else str(v).encode() for v in source.ravel().tolist()]
+            expected[tensor.name] = np.array(values, dtype=np.object_).reshape(source.shape)
+        else:
+            expected[tensor.name] = source.astype(tensor.dtype)
+    return expected
+
+
+def as_bytes(array: np.ndarray) -> np.ndarray:
+    """BYTES values as bytes (JSON responses give them back as str)."""
+    if array.dtype != np.object_:
+        return array
+    values = [v.encode() if isinstance(v, str) else v for v in array.ravel().tolist()]
+    return np.array(values, dtype=np.object_).reshape(array.shape)
+
+
+def wait_for_line(server: Any, text: str, timeout: float = 10.0) -> str:
+    """The server output line containing ``text``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in server.output().splitlines():
+            if text in line:
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line with {text!r} in:\n{server.output()[-3000:]}")
+        time.sleep(0.1)
+
+
+class TestInference:
+    """Requests that carry NVCF's headers."""
+
+    def test_outputs(self, server: Any, tmp_path: Path) -> None:
+        """The model answers every declared output with the expected values."""
+        inputs = client.example_inputs()
+        outputs = client.infer(server.url, inputs, client.nvcf_headers(tmp_path))
+        for name, expected in expected_outputs(inputs).items():
+            np.testing.assert_array_equal(as_bytes(outputs[name]), expected)
+
+    def test_log_line_carries_request_id(self, server: Any, tmp_path: Path) -> None:
+        """The request is logged in NVCF's format with its request id."""
+        request_id = str(uuid.uuid4())
+        client.infer(server.url, client.example_inputs(), client.nvcf_headers(tmp_path, request_id=request_id))
+        line = wait_for_line(server, f"[reqid={request_id}]")
+        assert "[INFO] [INFERENCE]" in line
+{%- set floats = (cookiecutter.inputs | tensors) | selectattr("is_float") | list %}
+{%- if floats %}
+
+    def test_bad_input_is_a_400_without_traceback(self, server: Any, tmp_path: Path) -> None:
+        """A NaN input is the caller's mistake: 400 and a message, no traceback."""
+        from tritonclient.utils import InferenceServerException
+
+        inputs = client.example_inputs()
+        inputs["{{ floats[0].name }}"] = np.full_like(inputs["{{ floats[0].name }}"], np.nan)
+        with pytest.raises(InferenceServerException) as caught:
+            client.infer(server.url, inputs, client.nvcf_headers(tmp_path))
+        assert caught.value.status() == "400"
+        assert "NaN or infinity" in caught.value.message()
+        assert "Traceback" not in caught.value.message()
+{%- endif %}
+{%- if long %}
+
+
+class TestLongRunning:
+    """Progress and large outputs, written where NVCF's worker looks for them."""
+
+    def test_progress_ends_at_100(self, server: Any, tmp_path: Path) -> None:
+        """The progress file names the request and ends at 100."""
+        request_id = str(uuid.uuid4())
+        client.infer(server.url, client.example_inputs(), client.nvcf_headers(tmp_path, request_id=request_id))
+        progress = json.loads((tmp_path / "progress").read_text())
+        assert progress["id"] == request_id
+        assert progress["progress"] == 100
+
+    def test_large_outputs_are_written_as_files(self, server: Any, tmp_path: Path) -> None:
+        """Outputs over NVCF-MAX-RESPONSE-SIZE-BYTES arrive as .npy large outputs."""
+        inputs = client.example_inputs(size=64)
+        outputs = client.infer(server.url, inputs, client.nvcf_headers(tmp_path, max_response_bytes=64))
+        expected_all = expected_outputs(inputs)
+        assert any(outputs[name] is None for name in expected_all)  # the response did not fit
+        for name, expected in expected_all.items():
+            if outputs[name] is None:  # left out of the response, written as a file
+                saved = np.load(tmp_path / f"{name}.npy", allow_pickle=expected.dtype == np.object_)
+                np.testing.assert_array_equal(as_bytes(saved), expected)
+            else:
+                assert not (tmp_path / f"{name}.npy").exists()
+                np.testing.assert_array_equal(as_bytes(outputs[name]), expected)
+        assert not list(tmp_path.glob("*.partial"))
+{%- endif %}
+
+
+class TestProject:
+    """The files NVCF deploys."""
+
+    def test_nvcf_helpers_check_passes(self) -> None:
+        """`nvcf-helpers check` finds nothing wrong in the files NVCF deploys."""
+        beside = Path(sys.executable).parent / "nvcf-helpers"
+        command = str(beside) if beside.is_file() else shutil.which("nvcf-helpers")
+        if command is None:
+            pytest.skip("pip install 'nvcf-helpers[check]'")
+        project = Path(client.__file__).resolve().parent
+        result = subprocess.run([command, "check", str(project)], capture_output=True, text=True)
+        assert result.stdout == ""
+        assert result.returncode == 0, result.stderr
+
+
+class TestShutdown:
+    """docker stop: SIGTERM, then SIGKILL 10 s later. Runs last: it stops the server."""
+
+    def test_sigterm_exits_cleanly(self, server: Any) -> None:
+        """SIGTERM stops run.py with status 0 well within 10 s, leaving no PyTriton workspace."""
+        assert server.process.poll() is None
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        status = server.process.wait(timeout=15)
+        print(f"run.py exited {status} {time.monotonic() - started:.1f} s after SIGTERM")
+        assert status == 0
+        assert not list(server.home.glob("workspace_*"))

@@ -1,0 +1,47 @@
+"""The image serves the model repository that tests/test_model.py serves, the way NVCF needs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, arguments)."""
+    found = []
+    for line in (PROJECT / "Dockerfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, arguments = line.strip().partition(" ")
+            found.append((keyword.upper(), arguments))
+    return found
+
+
+class TestImage:
+    """What the container runs."""
+
+    def test_serves_the_copied_repository(self) -> None:
+        """tritonserver's --model-repository is where model_repository/ is copied."""
+        copies = [shlex.split(a) for k, a in instructions() if k == "COPY"]
+        destination = next(words[-1] for words in copies if "model_repository" in words)
+        command = json.loads(next(a for k, a in instructions() if k == "CMD"))
+        assert command[0] == "tritonserver"
+        assert f"--model-repository={destination}" in command
+
+    def test_forwards_nvcf_headers(self) -> None:
+        """NVCF-* headers reach the model."""
+        command = json.loads(next(a for k, a in instructions() if k == "CMD"))
+        index = command.index("--http-header-forward-pattern")
+        assert command[index + 1] == "NVCF-.*"
+
+    def test_health_checks_the_model(self) -> None:
+        """function.json's health check waits for the model, on the port the server uses."""
+        spec = json.loads((PROJECT / "function.json").read_text())
+        model = spec["inferenceUrl"].split("/")[3]
+        assert (PROJECT / "model_repository" / model / "config.pbtxt").is_file()
+        assert spec["health"]["uri"] == f"/v2/models/{model}/ready"
+        command = json.loads(next(a for k, a in instructions() if k == "CMD"))
+        assert f"--http-port={spec['inferencePort']}" in command
+        assert spec["health"]["port"] == spec["inferencePort"]
