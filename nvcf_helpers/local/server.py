@@ -154,8 +154,12 @@ async def serve(options: ServeOptions, stop: asyncio.Event | None = None) -> int
         await supervisor.start()
         await stop.wait()
         logger.info("stopping: the container first, then the API")
-        await supervisor.stop(options.stop_grace)
+        supervisor.detach()
         await worker.close()
+        # Idle keep-alive connections would make servers such as Triton wait out their
+        # exit timeout (30 s) after SIGTERM: close them before stopping the container.
+        await session.close()
+        await supervisor.stop(options.stop_grace)
     finally:
         await runner.cleanup()
         await session.close()

@@ -165,16 +165,20 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)  # the group this supervisor created
 
+    def detach(self) -> None:
+        """Stop probing and watching: the child's exit from now on is expected, not a crash."""
+        self._stopping = True
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+
     async def stop(self, grace: float = 10.0) -> int | None:
         """Stop the command: SIGTERM to its process group, SIGKILL after ``grace`` seconds.
 
         Returns:
             The command's exit status, or ``None`` if it never started.
         """
-        self._stopping = True
-        for task in self._tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
+        self.detach()
         if self.process is None:
             return None
         if self.process.returncode is None:

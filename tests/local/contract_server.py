@@ -18,6 +18,9 @@ Run: ``python contract_server.py PORT``. ``GET /health`` answers 200;
 - ``events``: with ``Accept: text/event-stream``, send that many server-sent
   events; after the first, wait for ``wait_for`` if given.
 
+With ``CONTRACT_SERVER_STOP_REPORT=FILE`` in its environment, SIGTERM writes
+the number of client connections still open to FILE before it exits.
+
 Otherwise it echoes: every header it received, its ``NVCF_*`` environment, the
 assets it read through :mod:`nvcf_helpers.assets`, its pid and the input.
 """
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +47,28 @@ def _wait_for(path: str | None, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+_open_connections = 0
+_connections_lock = threading.Lock()
+
+
+def _count_connections(delta: int) -> None:
+    global _open_connections  # noqa: PLW0603 - one counter for the whole server
+    with _connections_lock:
+        _open_connections += delta
+
+
+def _stop(signum: int, frame: object) -> None:
+    """On SIGTERM, report how many connections were still open (Triton would wait on them)."""
+    report = os.environ.get("CONTRACT_SERVER_STOP_REPORT")
+    if report:
+        deadline = time.monotonic() + 2.0
+        while _open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(report, "w") as stream:
+            stream.write(str(_open_connections))
+    os._exit(0)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the NVCF worker's connections are
     # Headers and body go out in two writes; with Nagle on, the second waits for the
@@ -50,6 +77,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # keep test output quiet
+
+    def setup(self) -> None:
+        super().setup()
+        _count_connections(1)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            _count_connections(-1)
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
@@ -139,6 +176,7 @@ class Server(ThreadingHTTPServer):
 
 def main() -> None:
     port = int(sys.argv[1])
+    signal.signal(signal.SIGTERM, _stop)
     server = Server(("127.0.0.1", port), Handler)
     print(f"contract server listening on {port}", flush=True)
     server.serve_forever()

@@ -38,9 +38,19 @@ class TestLifecycle:
             assert "is ERROR" in refused.json()["detail"]
 
     def test_stop_takes_the_child_and_leaves_nothing(self, tmp_path: Path) -> None:
-        """SIGTERM stops the container too, exits 0 and removes every temporary directory."""
+        """SIGTERM stops the container too, exits 0 and removes every temporary directory.
+
+        The gateway closes its keep-alive connections first: servers such as
+        Triton otherwise wait out their exit timeout for them.
+        """
         port = free_port()
-        nvcf = LocalNvcf(contract_spec(port), contract_command(port), output=tmp_path / "log")
+        report = tmp_path / "open-connections"
+        nvcf = LocalNvcf(
+            contract_spec(port),
+            contract_command(port),
+            output=tmp_path / "log",
+            env={"CONTRACT_SERVER_STOP_REPORT": str(report)},
+        )
         with nvcf:
             echo = Raw(nvcf, None).invoke({}).json()
             child = echo["pid"]
@@ -51,6 +61,7 @@ class TestLifecycle:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
         assert not root.exists()
+        assert report.read_text() == "0"
 
     def test_command_that_exits_at_start_is_error(self, tmp_path: Path) -> None:
         """A container that exits before it is healthy turns the function to ERROR."""
