@@ -43,6 +43,7 @@ def _parse(path: Path, text: str) -> tuple[Any, list[Finding]]:
             f"correct it at column {column}; field names and values are those of "
             "Triton's model_config.proto (e.g. data_type: TYPE_FP32, kind: KIND_CPU)"
         )
+        detail = detail.strip().rstrip(".")
         return None, [Finding(path, line, f"Triton cannot parse this: {detail}", fix)]
 
 

@@ -1,0 +1,6 @@
+FROM nvcr.io/nvidia/tritonserver:24.08-py3
+RUN useradd --create-home app
+USER app
+RUN echo built
+USER root
+CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*"]

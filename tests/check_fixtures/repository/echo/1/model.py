@@ -1,0 +1,1 @@
+"""A model file for check's fixtures; check never runs it."""
