@@ -3,7 +3,7 @@
     python prepare.py && python client.py           # nvcf-helpers local on 127.0.0.1:8787
     python client.py --base-url https://api.nvcf.nvidia.com --function-id ID   # NGC_API_KEY set
 
-Uploads ``digits.npz`` (from ``prepare.py``) as an input asset, invokes the
+Uploads ``dataset.npz`` (from ``prepare.py``) as an input asset, invokes the
 function, prints every progress report (the best configuration so far), and
 writes the large outputs (``model.npz``, ``trials.json``) to ``--output``.
 ``nvcf-helpers invoke`` does the same from the command line, with a progress bar.
@@ -60,7 +60,7 @@ def pick_function(client: NvcfClient, function_id: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Invoke the job and save its outputs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=HERE / "digits.npz", help="from prepare.py")
+    parser.add_argument("--data", type=Path, default=HERE / "dataset.npz", help="from prepare.py")
     parser.add_argument("--hidden", type=int, nargs="+", help="hidden-layer sizes to try")
     parser.add_argument("--rates", type=float, nargs="+", help="learning rates to try")
     parser.add_argument("--folds", type=int)

@@ -1,8 +1,8 @@
-"""Write the job's input asset: scikit-learn's 8x8 digits as ``digits.npz``.
+"""Write the job's input asset: scikit-learn's 8x8 digits as ``dataset.npz``.
 
 Usage::
 
-    python prepare.py                  # writes digits.npz beside this file
+    python prepare.py                  # writes dataset.npz beside this file
     python prepare.py --output x.npz
 """
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.datasets import load_digits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=HERE / "digits.npz")
+    parser.add_argument("--output", type=Path, default=HERE / "dataset.npz")
     args = parser.parse_args(argv)
     digits = load_digits()
     images = digits.images.astype(np.float32)

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from pathlib import Path
 from typing import Any
+
+# The nvcf_helpers copy beside this file (made by examples/vendor.py) comes
+# first: the model then runs on a stock Triton image with nothing installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import triton_python_backend_utils as pb_utils

@@ -10,7 +10,13 @@ of "on" pixels in each 4x4 block), so a 32x32 scan works as well as an 8x8 one.
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 from typing import Any
+
+# The nvcf_helpers copy beside this file (made by examples/vendor.py) comes
+# first: the model then runs on a stock Triton image with nothing installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
