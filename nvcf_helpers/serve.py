@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import time
 from types import FrameType
 
@@ -70,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         disable_auto_complete_config=args.disable_auto_complete_config,
         extra_args=extra,
-        stdout=sys.stdout,
+        # Straight to our stdout: no thread copying a line per logged request.
+        inherit_output=True,
     )
     previous_term = signal.signal(signal.SIGTERM, _raise_stop)
     previous_int = signal.getsignal(signal.SIGINT)

@@ -251,8 +251,7 @@ def error_response(exc: BaseException) -> Any:
     (HTTP 500) naming the exception; its traceback is logged here, on the
     server, and never sent to the caller.
     """
-    import triton_python_backend_utils as pb_utils
-
+    pb_utils = _pb()
     code_name, message = _error_code_and_message(exc)
     if code_name == "INTERNAL":
         _LOG.error("request failed: %s", message, exc_info=exc)
@@ -260,13 +259,28 @@ def error_response(exc: BaseException) -> Any:
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 
 
-def _as_response(result: Any) -> Any:
-    import triton_python_backend_utils as pb_utils
+_pb_utils: Any = None
 
-    if isinstance(result, pb_utils.InferenceResponse):
-        return result
-    if isinstance(result, Mapping):
+
+def _pb() -> Any:
+    """``triton_python_backend_utils``, imported once, on first use (it exists only in the stub)."""
+    global _pb_utils  # noqa: PLW0603 - a lazily filled module cache
+    if _pb_utils is None:
+        import triton_python_backend_utils
+
+        _pb_utils = triton_python_backend_utils
+    return _pb_utils
+
+
+def _as_response(result: Any) -> Any:
+    pb_utils = _pb()
+    # dict first: the common case, and cheaper than the Mapping ABC check.
+    if isinstance(result, dict) or (
+        not isinstance(result, pb_utils.InferenceResponse) and isinstance(result, Mapping)
+    ):
         tensors = [pb_utils.Tensor(name, array) for name, array in result.items()]
+    elif isinstance(result, pb_utils.InferenceResponse):
+        return result
     else:
         tensors = list(cast(Sequence[Any], result))
     return pb_utils.InferenceResponse(output_tensors=tensors)

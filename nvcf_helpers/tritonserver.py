@@ -321,7 +321,10 @@ class TritonServer:
     Use it as a context manager (``start`` on enter, ``stop`` on exit). The
     server's output (stdout and stderr together) is read by a thread, copied
     line by line to ``stdout`` when one is given, and its last lines are kept
-    for error messages (:meth:`output_tail`).
+    for error messages (:meth:`output_tail`); with ``inherit_output`` the
+    server writes both straight to this process's stdout instead (no
+    copying thread, which matters when a model logs every request, but no
+    tail in error messages either).
 
     On Linux (with ``die_with_parent``) the server gets SIGTERM when the
     thread that started it ends, so a killed parent does not leave it
@@ -339,6 +342,8 @@ class TritonServer:
         stdout: a text stream that receives the server's output, or None.
         die_with_parent: have Linux send the server SIGTERM when the
             starting thread ends.
+        inherit_output: let the server write its stdout and stderr to this
+            process's stdout directly (``stdout`` must then be None).
     """
 
     def __init__(
@@ -352,7 +357,10 @@ class TritonServer:
         extra_args: Sequence[str] = (),
         stdout: IO[str] | None = None,
         die_with_parent: bool = True,
+        inherit_output: bool = False,
     ) -> None:
+        if inherit_output and stdout is not None:
+            raise ValueError("inherit_output=True writes to this process's stdout: stdout=None")
         self.model_repository = Path(model_repository).resolve()
         self.host = host
         self.http_port = http_port if http_port is not None else free_port()
@@ -360,6 +368,7 @@ class TritonServer:
         self.disable_auto_complete_config = disable_auto_complete_config
         self.extra_args = tuple(extra_args)
         self._stdout = stdout
+        self._inherit_output = inherit_output
         self._die_with_parent = die_with_parent and sys.platform == "linux"
         self._install: TritonInstall | None = None
         self._process: subprocess.Popen[str] | None = None
@@ -425,7 +434,7 @@ class TritonServer:
             self._process = subprocess.Popen(
                 self.command,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=None if self._inherit_output else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 encoding="utf-8",
@@ -437,10 +446,13 @@ class TritonServer:
         except OSError as exc:
             self._remove_backend_dir()
             raise TritonServerError(f"could not start {self.command[0]}: {exc}") from exc
-        self._reader = threading.Thread(
-            target=self._pump_output, name=f"tritonserver-{self._process.pid}-output", daemon=True
-        )
-        self._reader.start()
+        if not self._inherit_output:
+            self._reader = threading.Thread(
+                target=self._pump_output,
+                name=f"tritonserver-{self._process.pid}-output",
+                daemon=True,
+            )
+            self._reader.start()
 
     def _pump_output(self) -> None:
         process = self._process
