@@ -10,6 +10,7 @@ directories, input assets, progress files and 202 polling, large results as a
 Command line::
 
     nvcf-helpers local --spec function.json [--port 8787] [--api-key KEY] -- COMMAND [ARG...]
+    nvcf-helpers local --spec function.json --image IMAGE      (where a Docker engine exists)
 
 Python, for tests and scripts (standard library only; starts the command line
 as a subprocess and waits until the function is ACTIVE)::
@@ -23,8 +24,9 @@ as a subprocess and waits until the function is ACTIVE)::
 
 Modules: ``function`` (identity and lifecycle), ``supervisor`` (the child
 process and its health check), ``worker`` (headers, directories, forwarding,
-progress, results), ``store`` (invocations until delivered), ``asset_store``,
-``api`` (the HTTP routes), ``server`` (wiring and lifetime), ``launcher``
+progress, results), ``docker`` (``--image``), ``store`` (invocations until
+delivered), ``asset_store``, ``api`` (the HTTP routes), ``server`` (wiring
+and lifetime), ``launcher``
 (:class:`LocalNvcf`). Only ``launcher`` is imported here: the rest needs
 aiohttp (the ``local`` extra) and is imported when the server starts.
 """
@@ -58,7 +60,10 @@ def _positive_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``nvcf-helpers local``."""
-    parser.usage = "%(prog)s --spec function.json [options] -- COMMAND [ARG...]"
+    parser.usage = (
+        "%(prog)s --spec function.json [options] -- COMMAND [ARG...]\n"
+        "       %(prog)s --spec function.json [options] --image IMAGE"
+    )
     parser.add_argument(
         "--spec",
         required=True,
@@ -105,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time the container has to pass its health check before ERROR (default 600)",
     )
     parser.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="run this container image with Docker instead of a command (needs a Docker engine)",
+    )
+    parser.add_argument(
         "--info-file",
         metavar="FILE",
         help="write {baseUrl, functionId, versionId, pid} as JSON here once the API listens",
@@ -128,12 +138,24 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.container_command)
     if command and command[0] == "--":
         command = command[1:]
-    if not command:
+    if args.image and command:
+        raise NvcfHelperError(
+            "give either --image or a command after '--', not both: the image's own "
+            "entrypoint runs under --image"
+        )
+    if args.image:
+        if shutil.which("docker") is None:
+            raise NvcfHelperError(
+                "--image needs a Docker engine, and the docker program is not on PATH: "
+                "run the container's entrypoint as a command instead, e.g. "
+                "nvcf-helpers local --spec function.json -- python server.py"
+            )
+    elif not command:
         raise NvcfHelperError(
             "no container command given: put it after '--', e.g. "
-            "nvcf-helpers local --spec function.json -- python server.py"
+            "nvcf-helpers local --spec function.json -- python server.py (or use --image)"
         )
-    if shutil.which(command[0]) is None:
+    elif shutil.which(command[0]) is None:
         raise NvcfHelperError(
             f"command {command[0]!r} was not found or is not executable: give a program on "
             "PATH or a path to one"
@@ -157,5 +179,6 @@ def run(args: argparse.Namespace) -> int:
         max_response_bytes=args.max_response_bytes,
         startup_timeout=args.startup_timeout,
         info_file=Path(args.info_file) if args.info_file else None,
+        image=args.image,
     )
     return asyncio.run(serve(options))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import enum
+import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nvcf_helpers.spec import FunctionSpec
 
 __all__ = ["FunctionStatus", "LocalFunction"]
+
+logger = logging.getLogger("nvcf_helpers.local")
 
 #: The NCA id the local NVCF reports for its (single, imaginary) organisation.
 LOCAL_NCA_ID = "local-nca-id"
@@ -81,6 +85,34 @@ class LocalFunction:
         if self.error is not None:
             body["healthInfo"] = {"error": self.error}
         return body
+
+    def container_environment(self) -> dict[str, str]:
+        """The variables NVCF gives the container: ``containerEnvironment``, then the identity.
+
+        The ``NVCF_*`` identity is set last: the prefix is NVCF's, so the
+        function definition cannot override it.
+        """
+        variables: dict[str, str] = {}
+        entries = self.spec.raw.get("containerEnvironment") or []
+        if not isinstance(entries, list):
+            entries = [entries]
+        for entry in entries:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("key"), str):
+                logger.warning(
+                    "containerEnvironment entry %r ignored: expected {'key': ..., 'value': ...}",
+                    entry,
+                )
+                continue
+            if entry["key"].startswith("NVCF_"):
+                logger.warning(
+                    "containerEnvironment %s ignored: the prefix NVCF_ is reserved by NVCF",
+                    entry["key"],
+                )
+                continue
+            value = entry.get("value")
+            variables[entry["key"]] = "" if value is None else str(value)
+        variables.update(self.environment())
+        return variables
 
     def environment(self) -> dict[str, str]:
         """The ``NVCF_*`` identity variables NVCF sets in the container's environment."""

@@ -51,6 +51,7 @@ class Supervisor:
         startup_timeout: seconds the command has to become healthy.
         environment: extra variables for the child (the ``NVCF_*`` identity).
         on_exit: called once if the child exits while it was supposed to run.
+        cleanup_command: run after the child has stopped (``docker rm`` for an image).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Supervisor:
         startup_timeout: float,
         environment: Mapping[str, str] | None = None,
         on_exit: Callable[[], None] | None = None,
+        cleanup_command: Sequence[str] | None = None,
     ) -> None:
         self.function = function
         self.command = list(command)
@@ -69,6 +71,7 @@ class Supervisor:
         self.startup_timeout = startup_timeout
         self.environment = dict(environment or {})
         self.on_exit = on_exit
+        self.cleanup_command = list(cleanup_command or [])
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None
         self._stopping = False
@@ -191,4 +194,17 @@ class Supervisor:
                 await self.process.wait()
         self._kill_group(signal.SIGKILL)  # grandchildren that outlived their parent
         self.returncode = self.process.returncode
+        if self.cleanup_command:
+            await self._clean_up()
         return self.returncode
+
+    async def _clean_up(self) -> None:
+        try:
+            cleaner = await asyncio.create_subprocess_exec(
+                *self.cleanup_command,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await asyncio.wait_for(cleaner.wait(), 30.0)
+        except (OSError, asyncio.TimeoutError) as exc:
+            logger.warning("%s failed: %s", " ".join(self.cleanup_command), exc)

@@ -129,7 +129,9 @@ class Handler(BaseHTTPRequestHandler):
             echo = {
                 # pairs, not a dict: a header sent twice must show twice
                 "headers": list(self.headers.items()),
-                "env": {k: v for k, v in os.environ.items() if k.startswith("NVCF_")},
+                "env": {
+                    k: v for k, v in os.environ.items() if k.startswith(("NVCF_", "CONTRACT_"))
+                },
                 "assets": {a: read_asset(ctx, a).decode() for a in list_assets(ctx)},
                 "pid": os.getpid(),
                 "input": request,

@@ -28,6 +28,10 @@ def contract_spec(port: int) -> dict[str, Any]:
         "health": {"protocol": "HTTP", "uri": "/health", "port": port, "timeout": "PT5S"},
         "containerImage": "local/contract-server:latest",
         "apiBodyFormat": "CUSTOM",
+        "containerEnvironment": [
+            {"key": "CONTRACT_GREETING", "value": "hello"},
+            {"key": "NVCF_FUNCTION_ID", "value": "not-allowed"},
+        ],
     }
 
 

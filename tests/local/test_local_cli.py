@@ -38,7 +38,12 @@ class TestCommandLine:
         )
         try:
             assert process.stdout is not None
-            banner = [process.stdout.readline() for _ in range(5)]
+            # Log lines (on stderr, merged here) may come first: look for the API line.
+            for _ in range(50):
+                line = process.stdout.readline()
+                if line.startswith(API_LINE_PREFIX) or not line:
+                    break
+            banner = [line] + [process.stdout.readline() for _ in range(4)]
             assert banner[0].startswith(API_LINE_PREFIX)
             base_url = banner[0].removeprefix(API_LINE_PREFIX).strip()
             assert base_url.startswith("http://127.0.0.1:")

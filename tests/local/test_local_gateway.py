@@ -125,7 +125,8 @@ class TestInvocation:
     def test_identity_environment(self, raw: Raw, nvcf: LocalNvcf) -> None:
         """The container's environment carries the NVCF_* identity."""
         env = raw.invoke({}).json()["env"]
-        assert env["NVCF_FUNCTION_ID"] == nvcf.function_id
+        assert env["NVCF_FUNCTION_ID"] == nvcf.function_id  # containerEnvironment cannot override
+        assert env["CONTRACT_GREETING"] == "hello"  # from containerEnvironment
         assert env["NVCF_FUNCTION_VERSION_ID"] == nvcf.version_id
         assert env["NVCF_FUNCTION_NAME"] == "contract-server"
         assert {
