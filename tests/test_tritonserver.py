@@ -168,6 +168,15 @@ class TestServerCommand:
         assert command[-1] == "--log-verbose=1"
 
 
+class TestOptions:
+    """Constructor options that cannot be combined."""
+
+    def test_inherit_output_excludes_stdout(self) -> None:
+        """Inheriting the output and copying it to a stream are exclusive."""
+        with pytest.raises(ValueError, match=r"inherit_output=True writes to this process"):
+            TritonServer(REPOSITORY, stdout=io.StringIO(), inherit_output=True)
+
+
 class TestListModels:
     """Model names of a repository, and unusable repositories."""
 
@@ -229,6 +238,20 @@ class TestTritonServer:
         seen = json.loads(outputs["CONTEXT"]["data"][0])
         assert seen["request_id"] == "req-lower"
         assert outputs["OUTPUT0"]["data"] == [1.5, 2.5]
+
+    def test_forwards_nvcf_metadata_over_grpc(self, server: TritonServer) -> None:
+        """gRPC clients (lower-case metadata keys) reach the model's context too."""
+        import numpy as np
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        tensor = grpcclient.InferInput("INPUT0", [2], "FP32")
+        tensor.set_data_from_numpy(np.ones(2, dtype=np.float32))
+        try:
+            result = client.infer("nvcf_echo", [tensor], headers={"nvcf-reqid": "over-grpc"})
+        finally:
+            client.close()
+        assert json.loads(result.as_numpy("CONTEXT")[0])["request_id"] == "over-grpc"
 
     def test_output_reaches_the_stream(self, server: TritonServer) -> None:
         """Server output is copied to the given stream and kept as a tail."""
