@@ -9,6 +9,8 @@ One contract server (tests/local/contract_server.py) runs as the child of
    the median of the same calls straight to the container (both over a
    keep-alive connection, the direct calls carrying the NVCF headers a worker
    would send, so the container does the same work). Bound: at most 3 ms.
+   The cost of the per-request directories on this filesystem is printed
+   beside it, measured on its own.
 2. Throughput with N concurrent callers (one keep-alive connection each),
    through the gateway (``--max-concurrency`` = N) against straight to the
    container, as a ratio of requests per second.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -65,6 +68,25 @@ def sequential(call: Callable[[], None], count: int) -> list[float]:
         call()
         times.append(time.perf_counter() - start)
     return times
+
+
+def directory_cost(count: int) -> tuple[float, float]:
+    """Median seconds to create one request's directories (2 mkdir, chmod) and to remove them."""
+    create, remove = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(count):
+            asset_dir = Path(scratch) / f"a{index}"
+            output_dir = Path(scratch) / f"o{index}"
+            start = time.perf_counter()
+            asset_dir.mkdir(mode=0o755)
+            output_dir.mkdir()
+            os.chmod(output_dir, 0o777)
+            middle = time.perf_counter()
+            os.rmdir(asset_dir)
+            os.rmdir(output_dir)
+            create.append(middle - start)
+            remove.append(time.perf_counter() - middle)
+    return statistics.median(create), statistics.median(remove)
 
 
 def throughput(make_caller: Callable[[], Caller], callers: int, calls: int) -> float:
@@ -157,6 +179,9 @@ def main() -> int:
     verdict = "within" if added <= ADDED_LATENCY_BOUND_MS else "OVER"
     bound = f"{verdict} the {ADDED_LATENCY_BOUND_MS:g} ms bound"
     print(f"  added latency             {added:7.3f} ms ({bound})")
+    create, remove = (seconds * 1000 for seconds in directory_cost(args.calls))
+    print(f"  of which creating the request directories {create:.3f} ms (removing them,")
+    print(f"  {remove:.3f} ms, happens after the answer); the rest is the second HTTP hop")
     print(f"{args.callers} concurrent callers, {args.calls} calls, best of {args.rounds} rounds:")
     print(f"  direct to the container   {direct_rate:7.0f} req/s")
     print(f"  through nvcf-helpers local {gateway_rate:6.0f} req/s")

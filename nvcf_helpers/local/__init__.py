@@ -24,9 +24,9 @@ as a subprocess and waits until the function is ACTIVE)::
 
 Modules: ``function`` (identity and lifecycle), ``supervisor`` (the child
 process and its health check), ``worker`` (headers, directories, forwarding,
-progress, results), ``docker`` (``--image``), ``store`` (invocations until
-delivered), ``asset_store``, ``api`` (the HTTP routes), ``server`` (wiring
-and lifetime), ``launcher``
+results), ``progress_watch`` (the progress files), ``store`` (invocations
+until delivered), ``asset_store``, ``api`` (the HTTP routes), ``docker``
+(``--image``), ``server`` (wiring and lifetime), ``launcher``
 (:class:`LocalNvcf`). Only ``launcher`` is imported here: the rest needs
 aiohttp (the ``local`` extra) and is imported when the server starts.
 """

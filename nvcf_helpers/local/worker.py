@@ -3,7 +3,7 @@
 For each invocation it creates the request's asset and large-output
 directories, copies the input assets, sets every ``NVCF-*`` header from the
 function and the request (replacing any the caller sent), forwards the body to
-``inferenceUrl`` on ``inferencePort``, watches the ``progress`` file while the
+``inferenceUrl`` on ``inferencePort``, has the ``progress`` file watched while the
 container works, and turns the answer into a result: the body (200), a zip of
 the body and the large outputs (302), or a problem-details error. The
 directories are removed as soon as the result has been collected.
@@ -31,12 +31,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from nvcf_helpers.context import HEADER_NAMES
-from nvcf_helpers.errors import ProgressError
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.function import LOCAL_NCA_ID, FunctionStatus, LocalFunction
+from nvcf_helpers.local.progress_watch import ProgressWatcher
 from nvcf_helpers.local.store import Invocation, InvocationState, InvocationStore, Result
 from nvcf_helpers.outputs import PARTIAL_SUFFIX
-from nvcf_helpers.progress import PROGRESS_FILE, parse_progress
+from nvcf_helpers.progress import PROGRESS_FILE
 
 __all__ = ["CONTRACT_WARNING_HEADER", "Forward", "Worker", "problem_body"]
 
@@ -73,7 +73,6 @@ _STRIPPED = frozenset(
 _NOT_RELAYED = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"}
 )
-_PROGRESS_POLL_SECONDS = 0.05
 _CONTAINER_ERROR_TYPE = "urn:nvcf-worker-service:problem-details:inference-service-error"
 
 
@@ -150,6 +149,7 @@ class Worker:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[Invocation] = set()
+        self.progress = ProgressWatcher()
         spec = function.spec
         self.url = f"http://127.0.0.1:{spec.inference_port}{spec.inference_path}"
 
@@ -171,7 +171,9 @@ class Worker:
             logger.exception("request %s: the local NVCF failed", invocation.request_id)
             result = _problem(500, f"the local NVCF failed: {exc}", invocation.request_id)
         invocation.finish(result)
-        # After the result is out, as NVCF's worker does: the caller does not wait for it.
+        # After the result is out, as NVCF's worker does: yielding once lets the waiting
+        # handler send the answer before the (slow, on ext4) rmdirs run.
+        await asyncio.sleep(0)
         await _remove_directories(*directories)
         logger.info(
             "request %s: %d in %.3f s",
@@ -202,7 +204,7 @@ class Worker:
         asset_dir, output_dir = self._make_directories(invocation, forward)
         directories += (asset_dir, output_dir)
         self._in_flight.add(invocation)
-        watcher = asyncio.create_task(self._watch_progress(invocation, output_dir))
+        self.progress.watch(invocation, output_dir)
         try:
             if forward.asset_ids:
                 await asyncio.to_thread(self.assets.copy_into, list(forward.asset_ids), asset_dir)
@@ -215,9 +217,7 @@ class Worker:
             except (aiohttp.ClientError, OSError) as exc:
                 return self._lost(invocation, exc)
             finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                self.progress.unwatch(invocation)
             return await self._package(invocation, status, reply_headers, body, output_dir)
         finally:
             self._in_flight.discard(invocation)
@@ -274,34 +274,6 @@ class Worker:
             worker_headers["NVCF-FUNCTION-ASSET-IDS"] = ",".join(forward.asset_ids)
         headers.update(worker_headers)
         return headers
-
-    async def _watch_progress(self, invocation: Invocation, output_dir: Path) -> None:
-        """Read ``progress`` whenever its mtime moves past the last accepted update."""
-        path = output_dir / PROGRESS_FILE
-        accepted_ns = -1
-        seen_ns = -1
-        while True:
-            await asyncio.sleep(_PROGRESS_POLL_SECONDS)
-            try:
-                mtime_ns = path.stat().st_mtime_ns
-                if mtime_ns <= accepted_ns or mtime_ns == seen_ns:
-                    continue
-                data = path.read_bytes()
-            except OSError:
-                continue
-            seen_ns = mtime_ns
-            try:
-                update = parse_progress(data, invocation.request_id)
-            except ProgressError as exc:
-                logger.warning(
-                    "request %s: progress update skipped, as NVCF's worker would: %s",
-                    invocation.request_id,
-                    exc,
-                )
-                continue
-            accepted_ns = mtime_ns
-            invocation.progress = update.progress
-            invocation.partial_response = update.partial_response
 
     async def _package(
         self,
@@ -403,6 +375,7 @@ class Worker:
 
     async def close(self) -> None:
         """Wait briefly for running invocations, then cancel the rest."""
+        await self.progress.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import sys
+import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,16 @@ class Raw:
         return self(
             "POST", f"/v2/nvcf/pexec/functions/{self.nvcf.function_id}", body, headers, **kw
         )
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait until ``condition()`` holds (the gateway cleans up just after it answers)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def headers_seen(echo: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_support import API_KEY, MAX_RESPONSE_BYTES, Raw, Reply, header_seen, headers_seen
+from local_support import (
+    API_KEY,
+    MAX_RESPONSE_BYTES,
+    Raw,
+    Reply,
+    eventually,
+    header_seen,
+    headers_seen,
+)
 
 from nvcf_helpers import HEADER_NAMES
 from nvcf_helpers.local import LocalNvcf
@@ -118,8 +126,7 @@ class TestInvocation:
         output_dir = Path(seen["nvcf-large-output-dir"])
         asset_dir = Path(seen["nvcf-asset-dir"])
         assert output_dir.name == asset_dir.name == reply.headers["NVCF-REQID"]
-        assert not output_dir.exists()
-        assert not asset_dir.exists()
+        assert eventually(lambda: not output_dir.exists() and not asset_dir.exists())
         assert output_dir.parent.stat().st_mode & 0o777 == 0o755
 
     def test_identity_environment(self, raw: Raw, nvcf: LocalNvcf) -> None:

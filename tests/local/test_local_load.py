@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from local_support import Raw, Reply, header_seen
+from local_support import Raw, Reply, eventually, header_seen
 
 pytestmark = pytest.mark.integration
 
@@ -33,5 +33,5 @@ class TestLoad:
         seen_ids = {header_seen(echo, "NVCF-REQID") for _, _, echo in echoes}
         assert seen_ids == request_ids
         root = Path(header_seen(echoes[0][2], "NVCF-LARGE-OUTPUT-DIR")).parents[1]
-        assert list((root / "response").iterdir()) == []
-        assert list((root / "inputAssets").iterdir()) == []
+        assert eventually(lambda: not any((root / "response").iterdir()))
+        assert eventually(lambda: not any((root / "inputAssets").iterdir()))
