@@ -140,17 +140,17 @@ def validate(template: str, context: Mapping[str, Any]) -> None:
     Raises:
         TemplateInputError: the first problem found, saying what to do.
     """
-    project = _require(context, "project_name")
-    if not _PROJECT_NAME.match(project):
-        raise TemplateInputError(
-            f"project_name {project!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
-            "starting with a letter or digit (it names the directory and the NVCF function)"
-        )
     model = _require(context, "model_name")
     if not _MODEL_NAME.match(model):
         raise TemplateInputError(
             f"model_name {model!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
             "starting with a letter (it appears in the URL /v2/models/<model_name>/infer)"
+        )
+    project = _require(context, "project_name")
+    if not _PROJECT_NAME.match(project):
+        raise TemplateInputError(
+            f"project_name {project!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
+            "starting with a letter or digit (it names the directory and the NVCF function)"
         )
     batch = _require(context, "max_batch_size")
     if not batch.isdigit() or int(batch) > _MAX_BATCH_SIZE:
@@ -182,11 +182,13 @@ def validate(template: str, context: Mapping[str, Any]) -> None:
 
 
 def _report(message: str) -> None:
-    print(f"ERROR: {message}", file=sys.stderr)
+    """Say why a hook refused: on stderr, or to ``nvcf-helpers new`` when it asked to be told."""
     errors_file = os.environ.get(ERRORS_FILE_ENV)
-    if errors_file:
+    if errors_file:  # nvcf-helpers new prints it as its own one-line error
         with open(errors_file, "a", encoding="utf-8") as stream:
             stream.write(message + "\n")
+    else:
+        print(f"ERROR: {message}", file=sys.stderr)
 
 
 def pre_gen(template: str, context: Mapping[str, Any]) -> int:
