@@ -9,8 +9,11 @@ and tested without Docker or a GPU::
 
 The server's output passes through; once every model is ready one line says
 so (``ready: http://127.0.0.1:8000 models: a, b``). Ctrl-C or SIGTERM stops
-the server and the command exits 0. If the server exits on its own (a model
-failed to load) the command exits 1.
+the server and the command exits 0; in-flight requests and open client
+connections get ``--exit-timeout`` seconds (5; tritonserver's own 30 s would
+hold Ctrl-C as long as any client keeps a connection open). If the server
+exits on its own (a model failed to load) the command exits 1. The server
+never outlives the command, even a killed one (Linux).
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-verbose", type=int, default=0, metavar="N", help="tritonserver verbose log level"
     )
     parser.add_argument(
+        "--exit-timeout",
+        type=int,
+        default=5,
+        metavar="SECONDS",
+        help="on Ctrl-C/SIGTERM, wait this long for in-flight requests and open client "
+        "connections (tritonserver's own default is 30; default 5)",
+    )
+    parser.add_argument(
         "--ready-timeout",
         type=float,
         default=300.0,
@@ -61,7 +72,11 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (exit 0) or until the server dies (exit 1)."""
     models = list_models(args.model_repository)
-    extra = [f"--log-verbose={args.log_verbose}"] if args.log_verbose else []
+    # An idle keep-alive connection holds tritonserver's exit for the whole
+    # exit timeout, so Ctrl-C would take 30 s with a client still connected.
+    extra = [f"--exit-timeout-secs={args.exit_timeout}"]
+    if args.log_verbose:
+        extra.append(f"--log-verbose={args.log_verbose}")
     server = TritonServer(
         args.model_repository,
         http_port=args.http_port,
@@ -91,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         # A second Ctrl-C or SIGTERM must not interrupt the shutdown itself.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        server.stop()
+        server.stop(timeout=args.exit_timeout + 10)
         print("stopped", flush=True)
         return 0
     finally:

@@ -315,6 +315,32 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux; empty where /proc is missing)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _wait_gone(pids: Iterable[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        pending = [pid for pid in pending if _running(pid)]
+        if pending:
+            time.sleep(0.05)
+
+
 class TritonServer:
     """A ``tritonserver`` child process serving one model repository.
 
@@ -524,6 +550,7 @@ class TritonServer:
         if process is None:
             self._remove_backend_dir()
             return None
+        stubs = _children(process.pid)
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGTERM)
@@ -533,6 +560,9 @@ class TritonServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+        # The Python backend stubs notice their server is gone on their own; wait
+        # for them so that nothing of the server is left when stop() returns.
+        _wait_gone(stubs, timeout=5.0)
         self._join_reader(timeout=5.0)
         if process.stdout is not None:
             process.stdout.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -58,9 +59,8 @@ def _alive(pid: int) -> bool:
 def serving() -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
     """``nvcf-helpers serve`` of the fixture repository, read up to its ready line."""
     http_port = free_port()
-    process = _serve(
-        str(REPOSITORY), "--http-port", str(http_port), "--grpc-port", str(free_port())
-    )
+    ports = ["--http-port", str(http_port), "--grpc-port", str(free_port())]
+    process = _serve(str(REPOSITORY), *ports, "--exit-timeout", "2")
     assert process.stdout is not None
     lines = _read_until(process.stdout, "ready: ", timeout=120)
     yield process, http_port, lines
@@ -102,15 +102,27 @@ class TestServe:
     def test_sigterm_stops_server_and_exits_0(
         self, serving: tuple[subprocess.Popen[str], int, list[str]]
     ) -> None:
-        """SIGTERM stops tritonserver too, and the command exits 0."""
-        process, _, _ = serving
+        """SIGTERM stops tritonserver and its stubs, and the command exits 0.
+
+        A client keeps an idle keep-alive connection open, as NVCF's worker
+        does: tritonserver then waits out its whole exit timeout, which
+        ``--exit-timeout`` shortens.
+        """
+        process, port, _ = serving
         servers = _children(process.pid)
+        stubs = [stub for server in servers for stub in _children(server)]
         assert servers
+        assert stubs  # the Python backend stub of the fixture model
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/v2/health/ready")
+        assert connection.getresponse().status == 200
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=30)
+        connection.close()
         assert process.returncode == 0, rest
+        assert "Timeout 2: Found" in rest
         assert rest.rstrip().endswith("stopped")
-        assert not any(_alive(pid) for pid in servers)
+        assert not any(_alive(pid) for pid in servers + stubs)
 
 
 @pytest.mark.integration
