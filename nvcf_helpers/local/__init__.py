@@ -163,6 +163,11 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if not 0 <= args.port <= 65535:
         raise NvcfHelperError(f"--port {args.port} is not a TCP port: give 0 to 65535")
+    if args.port in (spec.inference_port, spec.health.port):
+        raise NvcfHelperError(
+            f"--port {args.port} is the function's own port (inferencePort or health.port): "
+            f"the local NVCF must listen on another one, e.g. the default {DEFAULT_PORT}"
+        )
     import asyncio
     import logging
 

@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -77,6 +78,23 @@ def _write_info(path: Path, info: dict[str, object]) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(info), encoding="utf-8")
     os.replace(temporary, path)
+
+
+def _check_ports_free(spec: FunctionSpec) -> None:
+    """Refuse to start when something already answers on the function's ports.
+
+    The health check would pass against that program (often an earlier run
+    still alive) while the new container fails to bind.
+    """
+    for port in sorted({spec.inference_port, spec.health.port}):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise NvcfHelperError(
+                    f"port {port} of the function is already in use on 127.0.0.1, so the "
+                    "health check would reach that program instead of the new container: "
+                    "stop it (an earlier run?) or change inferencePort/health.port"
+                )
 
 
 def _client_session() -> aiohttp.ClientSession:
@@ -183,6 +201,8 @@ async def serve(options: ServeOptions, stop: asyncio.Event | None = None) -> int
     server = LocalServer(options)
     function = server.function
     try:
+        if options.image is None:  # docker run reports its own port conflicts
+            _check_ports_free(options.spec)
         base_url = await server.listen()
         print(_banner(options, base_url, function, server.command), flush=True)
         if options.info_file is not None:

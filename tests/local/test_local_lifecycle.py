@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -116,6 +117,28 @@ class TestLocalCommand:
         err = capsys.readouterr().err
         assert "name is missing" in err
         assert "ports 8080 and 8010 are reserved" in err
+
+    def test_function_port_in_use(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Something already serving the function's port would answer its health check."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            spec = tmp_path / "function.json"
+            spec.write_text(json.dumps(contract_spec(port)))
+            argv = ["local", "--spec", str(spec), "--port", "0", "--", *contract_command(port)]
+            status = cli.main(argv)
+        assert status == 1
+        assert f"port {port} of the function is already in use" in capsys.readouterr().err
+
+    def test_same_port_as_the_function(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The local NVCF cannot listen on the container's own port."""
+        spec = tmp_path / "function.json"
+        spec.write_text('{"name": "f", "inferenceUrl": "/i", "containerImage": "x"}')
+        assert cli.main(["local", "--spec", str(spec), "--port", "8000", "--", "python"]) == 1
+        assert "--port 8000 is the function's own port" in capsys.readouterr().err
 
     def test_port_in_use(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A port that is taken says how to pick another."""
