@@ -158,9 +158,7 @@ def _container_argv(command: list[str], port: int) -> tuple[list[str], dict[str,
 
 
 @contextmanager
-def run_example(
-    example: str, workdir: Path, *, max_response_bytes: int | None = None
-) -> Iterator[RunningExample]:
+def run_example(example: str, workdir: Path) -> Iterator[RunningExample]:
     """Follow the README: a fresh copy, the prepare step if any, then ``nvcf-helpers local``."""
     commands = readme_commands(example)
     directory = fresh_copy(example, workdir)
@@ -180,7 +178,8 @@ def run_example(
         cwd=directory,
         env=env,
         output=log,
-        max_response_bytes=max_response_bytes,
+        max_response_bytes=local_args.max_response_bytes,
+        max_concurrency=local_args.max_concurrency,
         startup_timeout=120.0,
     )
     with nvcf:

@@ -67,6 +67,14 @@ def _load_images(ctx: RequestContext, asset_id: str) -> np.ndarray:
             f"asset {asset_id} holds a {images.dtype} array of shape {images.shape}: send "
             "UINT8 greyscale images shaped (n, H, W) or one image shaped (H, W)"
         )
+    # Checked here, not left to preprocess: an error that comes back through BLS
+    # has lost its INVALID_ARG code, and the caller deserves a 400.
+    _, height, width = images.shape
+    if height == 0 or width == 0 or height % 8 or width % 8:
+        raise InputError(
+            f"asset {asset_id} has images of {height}x{width} pixels: send images whose height "
+            "and width are multiples of 8 (8x8, 16x16, 32x32, ...)"
+        )
     return images
 
 
@@ -80,10 +88,7 @@ def _call(model: str, ctx: RequestContext, tensor: Any, outputs: list[str]) -> l
     response = request.exec()
     if response.has_error():
         error = response.error()
-        message = f"{model}: {error.message()}"
-        if error.code() == pb_utils.TritonError.INVALID_ARG:
-            raise InputError(message)
-        raise StepError(message)
+        raise StepError(f"{model}: {error.message()}")
     return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
 
 
