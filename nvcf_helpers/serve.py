@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import time
 from types import FrameType
 
@@ -65,6 +66,21 @@ class _Stop(Exception):
     """Raised in the main thread by the SIGTERM handler."""
 
 
+def _check_port_free(host: str, port: int, option: str) -> None:
+    """Refuse a port something already listens on, before starting the server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Like tritonserver: a port left in TIME_WAIT by a stopped server is usable.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TritonServerError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another server may be "
+                f"using it; stop it or pass {option} with a free port"
+            ) from None
+
+
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
@@ -72,6 +88,8 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (exit 0) or until the server dies (exit 1)."""
     models = list_models(args.model_repository)
+    _check_port_free(args.host, args.http_port, "--http-port")
+    _check_port_free(args.host, args.grpc_port, "--grpc-port")
     # An idle keep-alive connection holds tritonserver's exit for the whole
     # exit timeout, so Ctrl-C would take 30 s with a client still connected.
     extra = [f"--exit-timeout-secs={args.exit_timeout}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -181,6 +182,18 @@ class TestServeErrors:
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1
         assert "has no model directories" in result.stderr
+
+    def test_port_in_use(self) -> None:
+        """A port another server holds is reported in one line naming the option."""
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            result = self._run(str(REPOSITORY), "--http-port", str(port))
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        assert "pass --http-port with a free port" in result.stderr
 
     def test_usage_error_exits_2(self) -> None:
         """A missing argument is a usage error."""
