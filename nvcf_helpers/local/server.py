@@ -139,7 +139,7 @@ class LocalServer:
             self.session,
             startup_timeout=options.startup_timeout,
             environment=self.function.container_environment(),
-            on_exit=self.worker.fail_in_flight,
+            on_exit=self.worker.container_exited,
             cleanup_command=cleanup,
         )
         app = build_app(self.function, self.store, self.assets, self.worker, options.api_key)

@@ -73,6 +73,7 @@ _STRIPPED = frozenset(
 _NOT_RELAYED = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"}
 )
+_EXIT_NOTICE_SECONDS = 2.0
 _CONTAINER_ERROR_TYPE = "urn:nvcf-worker-service:problem-details:inference-service-error"
 
 
@@ -150,6 +151,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[Invocation] = set()
         self.progress = ProgressWatcher()
+        self._container_exited = asyncio.Event()
         spec = function.spec
         self.url = f"http://127.0.0.1:{spec.inference_port}{spec.inference_path}"
 
@@ -201,7 +203,7 @@ class Worker:
         if refusal is not None:
             return refusal
         invocation.state = InvocationState.RUNNING
-        asset_dir, output_dir = self._make_directories(invocation, forward)
+        asset_dir, output_dir = self._make_directories(invocation)
         directories += (asset_dir, output_dir)
         self._in_flight.add(invocation)
         self.progress.watch(invocation, output_dir)
@@ -215,14 +217,19 @@ class Worker:
                     status = reply.status
                     reply_headers = reply.headers
             except (aiohttp.ClientError, OSError) as exc:
-                return self._lost(invocation, exc)
+                return await self._lost(invocation, exc)
             finally:
                 self.progress.unwatch(invocation)
             return await self._package(invocation, status, reply_headers, body, output_dir)
         finally:
+            self.progress.unwatch(invocation)
             self._in_flight.discard(invocation)
 
-    def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
+    async def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
+        # A dropped connection is most often a dying container: give its exit a moment
+        # to be noticed, so the caller learns the real cause.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._container_exited.wait(), _EXIT_NOTICE_SECONDS)
         if self.function.status is FunctionStatus.ERROR:
             detail = (
                 f"the container died while handling the request ({self.function.error}); "
@@ -236,7 +243,7 @@ class Worker:
         logger.error("request %s: %s", invocation.request_id, detail)
         return _problem(500, detail, invocation.request_id, nvcf_status="errored")
 
-    def _make_directories(self, invocation: Invocation, forward: Forward) -> tuple[Path, Path]:
+    def _make_directories(self, invocation: Invocation) -> tuple[Path, Path]:
         asset_dir = self.asset_root / invocation.request_id
         output_dir = self.output_root / invocation.request_id
         asset_dir.mkdir(mode=0o755)
@@ -322,7 +329,7 @@ class Worker:
             if refusal is not None:
                 return _to_response(refusal, invocation)
             invocation.state = InvocationState.RUNNING
-            asset_dir, output_dir = self._make_directories(invocation, forward)
+            asset_dir, output_dir = self._make_directories(invocation)
             self._in_flight.add(invocation)
             try:
                 if forward.asset_ids:
@@ -364,12 +371,13 @@ class Worker:
                 await response.write_eof()
                 return response
         except (aiohttp.ClientError, OSError) as exc:
-            return _to_response(self._lost(invocation, exc), invocation)
+            return _to_response(await self._lost(invocation, exc), invocation)
 
     # -- shutdown -------------------------------------------------------------------------------
 
-    def fail_in_flight(self) -> None:
-        """Log the requests the container was handling when it died (they fail on their own)."""
+    def container_exited(self) -> None:
+        """Called when the container dies: its in-flight requests fail as their connections drop."""
+        self._container_exited.set()
         for invocation in list(self._in_flight):
             logger.error("request %s: the container died while handling it", invocation.request_id)
 

@@ -31,7 +31,10 @@ class TestLifecycle:
             reply = raw.invoke({"crash": True})
             assert reply.status == 500
             assert reply.headers["NVCF-STATUS"] == "errored"
-            assert "the container" in reply.json()["detail"]
+            assert reply.json()["detail"] == (
+                "the container died while handling the request (the container process "
+                "exited with status 3); see its output above"
+            )
             function = nvcf.wait_for_status("ERROR", timeout=30)
             assert function["healthInfo"]["error"] == "the container process exited with status 3"
             refused = raw.invoke({})
