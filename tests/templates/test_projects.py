@@ -1,0 +1,45 @@
+"""Each generated project's own tests pass when run inside it, as a user runs them.
+
+Those tests start the real server (tritonserver for the Triton templates,
+``python run.py`` for PyTriton, which they finally stop with SIGTERM and check
+that it exits within 15 s, leaving no PyTriton workspace), call it with the
+generated ``client.py`` and NVCF's headers, and run ``nvcf-helpers check``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from template_support import CUSTOM_IO, bake_ok
+
+pytestmark = pytest.mark.integration
+
+PROJECTS = [
+    ("triton-model", {}, 4),
+    ("triton-container", {}, 7),
+    ("pytriton-container", {}, 5),
+    ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}, 7),
+]
+
+
+@pytest.mark.parametrize(("template", "extra", "count"), PROJECTS)
+def test_generated_tests_pass(
+    cookies: Any, template: str, extra: dict[str, str], count: int
+) -> None:
+    """The project's pytest run passes every test, skipping none."""
+    project = bake_ok(cookies, template, **extra)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.fullmatch(rf"{count} passed in [\d.]+s", summary), summary
