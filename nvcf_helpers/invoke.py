@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,8 +121,10 @@ class ProgressBar:
             self._state = (state, summary)
         self.stream.flush()
 
-    def finish(self) -> None:
-        """End the bar's line."""
+    def finish(self, outcome: Progress | None = None) -> None:
+        """End the bar; ``outcome`` (the final state) is drawn if any progress was shown."""
+        if outcome is not None and (self._drawn or self._state != ("", "")):
+            self.update(outcome)
         if self.live and self._drawn:
             self.stream.write("\n")
             self.stream.flush()
@@ -194,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     if function_id in (None, "", "-"):
         function_id = _pick_function(client)
     bar = None if args.quiet else ProgressBar()
+    started = time.monotonic()
+    outcome = None
     try:
         result = client.invoke(
             function_id,
@@ -205,9 +210,11 @@ def run(args: argparse.Namespace) -> int:
             headers=headers,
             timeout=args.timeout,
         )
+        elapsed = time.monotonic() - started
+        outcome = Progress(result.request_id or "", "fulfilled", 100, None, elapsed)
     finally:
         if bar is not None:
-            bar.finish()
+            bar.finish(outcome)
     sys.stdout.buffer.write(result.body)
     if result.body and not result.body.endswith(b"\n") and sys.stdout.isatty():
         sys.stdout.buffer.write(b"\n")

@@ -83,6 +83,7 @@ class TestInvokeCommand:
         assert status == 0, err
         assert " 50% in-progress" in err
         assert '{"done":"half"}' in err
+        assert "100% fulfilled" in err
         assert "wrote 1 large output(s)" in err
         assert (output / "r.bin").read_bytes() == b"L" * 10
         assert json.loads(captured.out)["input"]["large"]["name"] == "r.bin"
@@ -132,8 +133,15 @@ class TestProgressBar:
         bar = ProgressBar(stream)
         for percent, elapsed in ((10, 1.0), (10, 2.0), (60, 3.0)):
             bar.update(Progress("r", "in-progress", percent, {"p": percent}, elapsed))
-        bar.finish()
+        bar.finish(Progress("r", "fulfilled", 100, None, 4.0))
         lines = stream.getvalue().splitlines()
-        assert len(lines) == 2
+        assert len(lines) == 3
         assert lines[0].startswith("[##----------------------]  10% in-progress")
         assert lines[1].endswith('{"p":60}')
+        assert lines[2].startswith("[########################] 100% fulfilled")
+
+    def test_nothing_drawn_for_an_immediate_result(self) -> None:
+        """A 200 at once draws no bar at all."""
+        stream = io.StringIO()
+        ProgressBar(stream).finish(Progress("r", "fulfilled", 100, None, 0.1))
+        assert stream.getvalue() == ""
