@@ -79,7 +79,10 @@ class Supervisor:
 
     async def start(self) -> None:
         """Start the command and begin probing its health."""
-        env = {**os.environ, **self.environment}
+        # The prefix NVCF_ is NVCF's: the caller's own NVCF_* variables (an API key, the
+        # local NVCF's key) must not reach the container; the identity is set anew.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("NVCF_")}
+        env = {**inherited, **self.environment}
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *self.command,

@@ -136,13 +136,18 @@ class TestInvocation:
         assert env["CONTRACT_GREETING"] == "hello"  # from containerEnvironment
         assert env["NVCF_FUNCTION_VERSION_ID"] == nvcf.version_id
         assert env["NVCF_FUNCTION_NAME"] == "contract-server"
-        assert {
+        identity = {
             "NVCF_BACKEND",
             "NVCF_ENV",
+            "NVCF_FUNCTION_ID",
+            "NVCF_FUNCTION_NAME",
+            "NVCF_FUNCTION_VERSION_ID",
             "NVCF_INSTANCETYPE",
             "NVCF_NCA_ID",
             "NVCF_REGION",
-        } <= set(env)
+        }
+        # Nothing else with the reserved prefix: not the local NVCF's own API key either.
+        assert {name for name in env if name.startswith("NVCF_")} == identity
 
     def test_client_cannot_spoof_worker_headers(self, raw: Raw, nvcf: LocalNvcf) -> None:
         """Client headers named like the worker's are replaced; other headers pass through."""
