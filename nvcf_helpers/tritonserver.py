@@ -315,6 +315,28 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+_BACKEND_DIR_PREFIX = "nvcf-triton-backends-"
+
+
+def _remove_stale_backend_dirs() -> None:
+    """Delete backend directories left by processes that were killed (SIGKILL).
+
+    Each directory's name carries the pid of the process that made it; one
+    whose process no longer exists can go.
+    """
+    with contextlib.suppress(OSError):
+        for entry in Path(tempfile.gettempdir()).glob(f"{_BACKEND_DIR_PREFIX}*-*"):
+            owner = entry.name[len(_BACKEND_DIR_PREFIX) :].split("-", 1)[0]
+            if not owner.isdigit():
+                continue
+            try:
+                os.kill(int(owner), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except PermissionError:  # alive, owned by another user
+                continue
+
+
 def _children(pid: int) -> list[int]:
     """The child processes of ``pid`` (Linux; empty where /proc is missing)."""
     found: list[int] = []
@@ -442,7 +464,8 @@ class TritonServer:
             raise TritonServerError(f"tritonserver is already running (pid {self._process.pid})")
         list_models(self.model_repository)
         self._install = find_triton()
-        self._backend_dir = Path(tempfile.mkdtemp(prefix="nvcf-triton-backends-"))
+        _remove_stale_backend_dirs()
+        self._backend_dir = Path(tempfile.mkdtemp(prefix=f"{_BACKEND_DIR_PREFIX}{os.getpid()}-"))
         make_backend_directory(self._install, self._backend_dir)
         self.command = server_command(
             self._install,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -21,12 +22,13 @@ from nvcf_helpers.testing import free_port
 REPOSITORY = Path(__file__).parent / "fixtures" / "triton_repository"
 
 
-def _serve(*args: str) -> subprocess.Popen[str]:
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "nvcf_helpers", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=env,
     )
 
 
@@ -130,8 +132,9 @@ class TestServe:
 class TestServeKilled:
     """The server must not outlive the command, even when it is killed."""
 
-    def test_sigkill_takes_the_server_down(self) -> None:
+    def test_sigkill_takes_the_server_down(self, tmp_path: Path) -> None:
         """After SIGKILL of the command (no chance to clean up) tritonserver ends too."""
+        # The killed command cannot remove its backend directory: keep it in tmp_path.
         process = _serve(
             str(REPOSITORY),
             "--http-port",
@@ -139,6 +142,7 @@ class TestServeKilled:
             "--grpc-port",
             str(free_port()),
             "--disable-auto-complete-config",
+            env={**os.environ, "TMPDIR": str(tmp_path)},
         )
         assert process.stdout is not None
         try:

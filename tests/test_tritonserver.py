@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from nvcf_helpers.tritonserver import (
     HEADER_FORWARD_PATTERN,
     TritonServer,
     TritonServerError,
+    _remove_stale_backend_dirs,
     apply_libpython_fix,
     find_triton,
     list_models,
@@ -166,6 +168,27 @@ class TestServerCommand:
         assert "--http-address=0.0.0.0" in command
         assert "--disable-auto-complete-config" in command
         assert command[-1] == "--log-verbose=1"
+
+
+class TestStaleBackendDirectories:
+    """Backend directories of killed processes are swept at the next start."""
+
+    def test_only_dead_owners_directories_go(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A directory whose owner pid is gone is removed; a live owner's stays."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead_pid.wait()
+        stale = tmp_path / f"nvcf-triton-backends-{dead_pid.pid}-abc"
+        live = tmp_path / f"nvcf-triton-backends-{os.getpid()}-xyz"
+        other = tmp_path / "nvcf-triton-backends-notapid"
+        for path in (stale, live, other):
+            (path / "python").mkdir(parents=True)
+        _remove_stale_backend_dirs()
+        assert not stale.exists()
+        assert live.is_dir()
+        assert other.is_dir()
 
 
 class TestOptions:
