@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from nvcf_helpers.client import NvcfClient
 from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.local.lifetime import parent_death_signal
 from nvcf_helpers.spec import FunctionSpec
 
 __all__ = ["LocalNvcf", "LocalNvcfError"]
@@ -46,6 +47,10 @@ class LocalNvcf:
         cwd: working directory of the command.
         env: extra environment variables for the command.
         extra_args: more ``nvcf-helpers local`` options.
+        die_with_parent: on Linux, have the local NVCF (and so its container)
+            stopped with SIGTERM when the thread that started it ends, so a
+            killed test run leaves nothing behind; start it from a thread that
+            outlives it (normally the main thread), or pass ``False``.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class LocalNvcf:
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        die_with_parent: bool = True,
     ) -> None:
         self._spec = spec
         self.command = list(command)
@@ -74,6 +80,7 @@ class LocalNvcf:
         self.cwd = cwd
         self.env = dict(env or {})
         self.extra_args = list(extra_args)
+        self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.process: subprocess.Popen[bytes] | None = None
         self.base_url = ""
         self.function_id = ""
@@ -114,7 +121,12 @@ class LocalNvcf:
         else:
             stream = self.output
         self.process = subprocess.Popen(
-            argv, cwd=self.cwd, env=env, stdout=stream, stderr=subprocess.STDOUT if stream else None
+            argv,
+            cwd=self.cwd,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT if stream else None,
+            preexec_fn=parent_death_signal() if self.die_with_parent else None,  # noqa: PLW1509 - a bare prctl call, resolved before the fork
         )
         try:
             self._wait_for_info(info_path)

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -23,22 +22,13 @@ import aiohttp
 
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.function import FunctionStatus, LocalFunction
+from nvcf_helpers.local.lifetime import parent_death_signal
 
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
 _PROBE_INTERVAL_SECONDS = 0.1
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child if the local NVCF itself is killed outright."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -88,7 +78,8 @@ class Supervisor:
                 *self.command,
                 env=env,
                 start_new_session=True,  # its own process group, so stop() reaches grandchildren
-                preexec_fn=_die_with_parent,  # no threads exist in the child yet
+                # SIGTERM if the local NVCF itself is killed outright.
+                preexec_fn=parent_death_signal(),
             )
         except OSError as exc:
             raise NvcfHelperError(

@@ -6,10 +6,11 @@ import json
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from local_support import Raw, contract_command, contract_spec, header_seen
+from local_support import Raw, contract_command, contract_spec, eventually, header_seen
 
 from nvcf_helpers import cli
 from nvcf_helpers.local import LocalNvcf, LocalNvcfError
@@ -90,6 +91,45 @@ class TestLifecycle:
             assert "is DEPLOYING" in refused.json()["detail"]
             function = nvcf.wait_for_status("ERROR", timeout=30)
             assert "did not answer 200 within 3 s" in function["healthInfo"]["error"]
+        finally:
+            nvcf.stop()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting for a reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+class TestNothingOutlivesItsParent:
+    """Killed parents take their children with them (Linux's parent-death signal)."""
+
+    def test_killed_local_nvcf_takes_the_container(self, tmp_path: Path) -> None:
+        """SIGKILL to nvcf-helpers local, which cannot clean up, still ends the container."""
+        port = free_port()
+        nvcf = LocalNvcf(contract_spec(port), contract_command(port), output=tmp_path / "log")
+        with nvcf:
+            child = Raw(nvcf, None).invoke({}).json()["pid"]
+            assert nvcf.process is not None
+            nvcf.process.kill()
+            nvcf.process.wait()
+            assert eventually(lambda: not _alive(child))
+
+    def test_ended_starting_thread_stops_local_nvcf(self, tmp_path: Path) -> None:
+        """When the thread that started LocalNvcf ends, the local NVCF stops cleanly."""
+        port = free_port()
+        nvcf = LocalNvcf(contract_spec(port), contract_command(port), output=tmp_path / "log")
+        starter = threading.Thread(target=nvcf.start)
+        starter.start()
+        starter.join()
+        try:
+            assert nvcf.process is not None
+            assert nvcf.process.wait(timeout=30) == 0
+            assert "stopping: the container first" in (tmp_path / "log").read_text()
         finally:
             nvcf.stop()
 
