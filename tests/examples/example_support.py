@@ -52,10 +52,13 @@ def load_module(path: Path, name: str) -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))  # the example's own sibling imports (lm, mlp, train)
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ left in the checkout's examples
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(path.parent))
+        sys.dont_write_bytecode = writes_bytecode
     return module
 
 

@@ -33,7 +33,7 @@ def _console_commands(example: str) -> list[list[str]]:
         commands += [
             shlex.split(line[2:], comments=True)
             for line in block.splitlines()
-            if line.startswith("$ ") and not line.startswith('$ python client.py "The')
+            if line.startswith("$ ")
         ]
     return commands
 
