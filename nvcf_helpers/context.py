@@ -47,6 +47,9 @@ HEADER_NAMES: Mapping[str, str] = {
 
 # Lower-cased header name -> field name: the only table a lookup touches.
 _FIELD_BY_HEADER = {header.lower(): name for name, header in HEADER_NAMES.items()}
+_FIELD_BY_SPELLING = {**_FIELD_BY_HEADER, **{h: n for n, h in HEADER_NAMES.items()}}
+_INTEGER_FIELDS = frozenset({"max_response_bytes", "poll_seconds"})
+_PATH_FIELDS = frozenset({"asset_dir", "large_output_dir"})
 
 # The identity NVCF also puts in the container's environment.
 _ENV_NAMES = {
@@ -116,7 +119,11 @@ class RequestContext:
         )
         raw: dict[str, str] = {}
         for name, value in items:
-            field = _FIELD_BY_HEADER.get(name.lower())
+            # Exact spellings first: most senders use one of them, and lower() is
+            # the cost that dominates on a header mapping.
+            field = _FIELD_BY_SPELLING.get(name)
+            if field is None:
+                field = _FIELD_BY_HEADER.get(name.lower())
             if field is not None and isinstance(value, str):
                 raw[field] = value
         return cls._from_raw(raw)
@@ -166,13 +173,14 @@ class RequestContext:
     def _from_raw(cls, raw: Mapping[str, str]) -> RequestContext:
         values: dict[str, Any] = {}
         for field, text in raw.items():
-            if not text.strip():
-                continue  # an empty header is an absent header: not "", not an error
-            if field in ("max_response_bytes", "poll_seconds"):
-                values[field] = _non_negative_int(field, text)
+            if field in _INTEGER_FIELDS:
+                if text.strip():  # an empty header is an absent header, not an error
+                    values[field] = _non_negative_int(field, text)
             elif field == "asset_ids":
                 values[field] = tuple(part for part in (p.strip() for p in text.split(",")) if part)
-            elif field in ("asset_dir", "large_output_dir"):
+            elif not text or text.isspace():
+                continue  # an empty header is an absent header, never ""
+            elif field in _PATH_FIELDS:
                 values[field] = Path(text)
             else:
                 values[field] = text
