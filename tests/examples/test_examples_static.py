@@ -236,3 +236,95 @@ class TestVendoring:
         )
         assert result.returncode == 2
         assert "is not an example directory" in result.stderr
+
+
+def _instructions(dockerfile: Path) -> list[str]:
+    """A Dockerfile's instructions, comments and blank lines dropped, continuations joined."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text(encoding="utf-8"))
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _requirements(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+_DIGITS_TENSORS = {
+    "inputs": "IMAGE:FP32:[8,8]",
+    "outputs": "PROBABILITIES:FP32:[10];LABEL:INT64:[1]",
+}
+_PYTRITON_TEMPLATES = {
+    "pytriton/digits": {"model_name": "digits", "max_batch_size": "64", **_DIGITS_TENSORS},
+    "pytriton/streaming": {"model_name": "textgen", "max_batch_size": "0"},
+    "pytriton/long_running": {"model_name": "tune", "max_batch_size": "0", "long_running": "yes"},
+}
+# What an example changes in its template's function.json: it is another function.
+_OWN_FIELDS = {"name", "containerImage", "description", "inferenceUrl"}
+
+
+class TestTemplateShape:
+    """Each example keeps the shape of the template it was started from."""
+
+    def test_byom_digits_config_is_the_templates(self, tmp_path: Path) -> None:
+        """triton-model with the digits' variables gives the example's config.pbtxt."""
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+
+        from nvcf_helpers.scaffold import generate
+
+        variables = {"model_name": "digits", "max_batch_size": "64", "instance_kind": "KIND_CPU"}
+        project = generate(
+            "triton-model", tmp_path, no_input=True, extra_context={**variables, **_DIGITS_TENSORS}
+        )
+        configs = [
+            text_format.Parse(path.read_text(encoding="utf-8"), model_config_pb2.ModelConfig())
+            for path in (
+                project / "model_repository" / "digits" / "config.pbtxt",
+                DIGITS / "model_repository" / "digits" / "config.pbtxt",
+            )
+        ]
+        assert configs[0] == configs[1]
+
+    @pytest.mark.parametrize("example", sorted(_PYTRITON_TEMPLATES))
+    def test_pytriton_image_is_the_templates(self, example: str, tmp_path: Path) -> None:
+        """Same base, packages, user, ports and command; only the files copied differ."""
+        from nvcf_helpers.scaffold import generate
+
+        project = generate(
+            "pytriton-container",
+            tmp_path,
+            no_input=True,
+            extra_context=_PYTRITON_TEMPLATES[example],
+        )
+        ours = EXAMPLES / example
+        theirs = [i for i in _instructions(project / "Dockerfile") if not i.startswith("COPY run")]
+        mine = [i for i in _instructions(ours / "Dockerfile") if not i.startswith("COPY run")]
+        assert mine == theirs
+        assert _requirements(ours / "requirements.txt") == _requirements(
+            project / "requirements.txt"
+        )
+        template_spec = json.loads((project / "function.json").read_text(encoding="utf-8"))
+        example_spec = json.loads((ours / "function.json").read_text(encoding="utf-8"))
+        model = _PYTRITON_TEMPLATES[example]["model_name"]
+        assert example_spec["health"]["uri"] == f"/v2/models/{model}/ready"
+        for key in set(template_spec) | set(example_spec):
+            if key not in _OWN_FIELDS:
+                assert example_spec.get(key) == template_spec.get(key), key
+
+    @pytest.mark.parametrize(
+        ("example", "model"), [("byom/digits", "digits"), ("byom/pipeline", "pipeline")]
+    )
+    def test_triton_image_is_the_templates(self, example: str, model: str, tmp_path: Path) -> None:
+        """triton-container at Triton 24.10 gives the BYOM examples' Dockerfile and definition."""
+        from nvcf_helpers.scaffold import generate
+
+        variables = {"model_name": model, "triton_version": "24.10", "instance_kind": "KIND_CPU"}
+        project = generate("triton-container", tmp_path, no_input=True, extra_context=variables)
+        ours = EXAMPLES / example
+        assert _instructions(ours / "Dockerfile") == _instructions(project / "Dockerfile")
+        template_spec = json.loads((project / "function.json").read_text(encoding="utf-8"))
+        example_spec = json.loads((ours / "container-function.json").read_text(encoding="utf-8"))
+        for key in set(template_spec) | set(example_spec):
+            if key not in _OWN_FIELDS:
+                assert example_spec.get(key) == template_spec.get(key), key
+        assert example_spec["inferenceUrl"] == template_spec["inferenceUrl"]
