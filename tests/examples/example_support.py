@@ -40,7 +40,7 @@ EXAMPLE_NAMES = [
 ]
 # What a fresh clone does not have: build products and the outputs of train/prepare steps.
 _NOT_IN_A_CLONE = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", "lm.json", "tune-output", "nvcf-output-*", "*.npy"
+    "__pycache__", "*.pyc", "lm.json", "tune-output", "nvcf-output-*", "*.npy", "nvcf_helpers"
 )
 _PREPARED = {"pytriton/long_running": ["dataset.npz"]}
 
@@ -141,23 +141,25 @@ def _local_spec(directory: Path, spec_path: str, port: int) -> dict[str, Any]:
     return spec
 
 
+def container_env(port: int) -> dict[str, str]:
+    """PyTriton's port variables: HTTP on ``port``, the others free, all on 127.0.0.1."""
+    prefix = "PYTRITON_TRITON_CONFIG_"
+    return {
+        f"{prefix}HTTP_PORT": str(port),
+        f"{prefix}GRPC_PORT": str(free_port()),
+        f"{prefix}METRICS_PORT": str(free_port()),
+        f"{prefix}HTTP_ADDRESS": "127.0.0.1",
+        f"{prefix}GRPC_ADDRESS": "127.0.0.1",
+        f"{prefix}METRICS_ADDRESS": "127.0.0.1",
+    }
+
+
 def _container_argv(command: list[str], port: int) -> tuple[list[str], dict[str, str]]:
     """The container command with free ports: flags for ``serve``, variables for PyTriton."""
     argv = as_argv(command)
-    env: dict[str, str] = {}
     if command[:2] == ["nvcf-helpers", "serve"]:
-        argv += ["--http-port", str(port), "--grpc-port", str(free_port())]
-    else:
-        prefix = "PYTRITON_TRITON_CONFIG_"
-        env = {
-            f"{prefix}HTTP_PORT": str(port),
-            f"{prefix}GRPC_PORT": str(free_port()),
-            f"{prefix}METRICS_PORT": str(free_port()),
-            f"{prefix}HTTP_ADDRESS": "127.0.0.1",
-            f"{prefix}GRPC_ADDRESS": "127.0.0.1",
-            f"{prefix}METRICS_ADDRESS": "127.0.0.1",
-        }
-    return argv, env
+        return [*argv, "--http-port", str(port), "--grpc-port", str(free_port())], {}
+    return argv, container_env(port)
 
 
 @contextmanager

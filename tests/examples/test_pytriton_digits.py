@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from example_support import EXAMPLES, RunningExample, load_module, run_example
+from example_support import (
+    EXAMPLES,
+    RunningExample,
+    container_env,
+    fresh_copy,
+    load_module,
+    run_example,
+)
 from tritonclient.utils import InferenceServerException
+
+from nvcf_helpers.testing import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +112,65 @@ class TestServedModel:
         assert "pixels outside 0..16" in caught.value.message()
         assert "Traceback" not in caught.value.message()
         assert re.search(r"\[reqid=bad-scale\] rejected: input IMAGE", digits.log_text())
+
+
+# Runs a script as the image does (its directory first on sys.path), with this
+# checkout taken off sys.path: the editable install of nvcf-helpers is a plain
+# path in a .pth file, so only a vendored copy can then be imported.
+_LAUNCHER = """
+import os, runpy, sys
+checkout = sys.argv[1]
+sys.path[:] = [p for p in sys.path if p.rstrip("/") != checkout]
+sys.argv = sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+_PROBE = "import nvcf_helpers.pytriton\nprint(nvcf_helpers.pytriton.__file__)\n"
+
+
+def _launch(tmp_path: Path, script: Path) -> list[str]:
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(_LAUNCHER, encoding="utf-8")
+    return [sys.executable, str(launcher), str(Path(__file__).resolve().parents[2]), str(script)]
+
+
+class TestImageLayout:
+    """What the Dockerfile copies is enough: run.py beside its vendored helpers."""
+
+    def test_runs_on_its_vendored_helpers_alone(
+        self, tmp_path: Path, split: tuple[np.ndarray, np.ndarray]
+    ) -> None:
+        """Without the installed package on the path, the copy serves the model."""
+        directory = fresh_copy(EXAMPLE, tmp_path)
+        elsewhere = tmp_path / "probe.py"
+        elsewhere.write_text(_PROBE, encoding="utf-8")
+        outside = subprocess.run(_launch(tmp_path, elsewhere), capture_output=True, check=False)
+        assert outside.returncode != 0, "the launcher must hide the installed package"
+        load_module(EXAMPLES / "vendor.py", "example_vendor").vendor(directory)
+        (directory / "probe.py").write_text(_PROBE, encoding="utf-8")
+        inside = subprocess.run(
+            _launch(tmp_path, directory / "probe.py"), capture_output=True, text=True, check=True
+        )
+        assert Path(inside.stdout.strip()).parent == directory / "nvcf_helpers"
+        port = free_port()
+        log = tmp_path / "run.log"
+        with log.open("w") as output:
+            server = subprocess.Popen(
+                _launch(tmp_path, directory / "run.py"),
+                cwd=directory,
+                env={**os.environ, **container_env(port)},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_for_http(f"http://127.0.0.1:{port}/v2/models/digits/ready", timeout=120)
+                result = _infer(f"127.0.0.1:{port}", split[0][:16], "image-layout")
+                server.send_signal(signal.SIGTERM)
+                assert server.wait(30) == 0
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
+        predicted = result.as_numpy("LABEL").ravel()
+        assert float((predicted == split[1][:16]).mean()) >= 0.9
+        assert "[reqid=image-layout] classified 16 image(s)" in log.read_text(encoding="utf-8")
