@@ -72,7 +72,7 @@ def _as_type(array: np.ndarray, dtype: Any, name: str) -> np.ndarray:
         flat = [str(value).encode("utf-8") for value in array.ravel().tolist()]
         return np.array(flat, dtype=np.object_).reshape(array.shape)
     try:
-        return array.astype(dtype)
+        return array.astype(dtype, copy=False)
     except (TypeError, ValueError):
         raise InputError(
             f"cannot turn the values for {name} into {np.dtype(dtype).name}: send numbers"
