@@ -132,6 +132,9 @@ def served(cookies_session: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     for model, extra in MODELS.items():
         project = bake_ok(cookies_session, "triton-model", model_name=model, **extra)
         shutil.copytree(project / "model_repository" / model, repository / model)
+        if model == "my_model":  # log_level DEBUG: one line per request
+            config = repository / model / "config.pbtxt"
+            config.write_text(config.read_text().replace('"INFO"', '"DEBUG"'))
         clients[model] = load_module(project / "client.py", f"client_{model}")
     (repository / "probe" / "1").mkdir(parents=True)
     (repository / "probe" / "config.pbtxt").write_text(PROBE_CONFIG)
@@ -225,8 +228,8 @@ class TestDefaultModel:
         request_id = str(uuid.uuid4())
         _infer(served, "my_model", tmp_path, request_id=request_id)
         line = served.wait_for_line(f"[reqid={request_id}]")
-        assert " [INFO] [INFERENCE] [reqid=" in line
-        assert "answered OUTPUT0 [1, 4]" in line
+        assert " [DEBUG] [INFERENCE] [reqid=" in line
+        assert line.endswith(f"[reqid={request_id}] answered OUTPUT0 [1, 4]")
 
     def test_bad_request_is_400_without_traceback(self, served: Served, tmp_path: Path) -> None:
         """NaN input is answered 400 with the model's message, no traceback anywhere in it."""
@@ -257,6 +260,8 @@ class TestLongRunningModel:
         """Every output is answered; the progress file names the request and ends at 100."""
         request_id = str(uuid.uuid4())
         outputs, inputs = _infer(served, "long_model", tmp_path, request_id=request_id)
+        line = served.wait_for_line(f"[reqid={request_id}]")  # long-running: INFO per request
+        assert f" [INFO] [INFERENCE] [reqid={request_id}] answered X [4], Y [2], Z [4]" in line
         np.testing.assert_array_equal(outputs["X"], inputs["A"].astype(np.int64))
         assert [v.encode() if isinstance(v, str) else v for v in outputs["Y"].tolist()] == inputs[
             "B"
@@ -280,12 +285,21 @@ class TestLongRunningModel:
 
 
 class TestCpuModel:
-    """instance_kind=KIND_CPU with max_batch_size 4."""
+    """instance_kind=KIND_CPU with max_batch_size 4, logging at the default INFO."""
 
     def test_identity(self, served: Served, tmp_path: Path) -> None:
         """The CPU instance answers too."""
         outputs, inputs = _infer(served, "cpu_model", tmp_path)
         np.testing.assert_array_equal(outputs["OUTPUT0"], inputs["INPUT0"])
+
+    def test_no_line_per_request_at_info(self, served: Served, tmp_path: Path) -> None:
+        """At log_level INFO a plain request is not logged (a line costs ~10% of a tiny model)."""
+        request_id = str(uuid.uuid4())
+        _infer(served, "cpu_model", tmp_path, request_id=request_id)
+        marker = str(uuid.uuid4())  # a later request's line proves the earlier one had time
+        _infer(served, "long_model", tmp_path, request_id=marker)
+        served.wait_for_line(f"[reqid={marker}]")
+        assert f"[reqid={request_id}]" not in served.output()
 
 
 class TestShutdown:

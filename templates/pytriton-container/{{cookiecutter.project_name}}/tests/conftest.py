@@ -57,6 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = dict(
         os.environ,
         PYTRITON_HOME=str(scratch / "home"),
+        LOG_LEVEL="DEBUG",  # a log line per request, for the tests to find
         PYTRITON_TRITON_CONFIG_HTTP_PORT=str(ports[0]),
         PYTRITON_TRITON_CONFIG_GRPC_PORT=str(ports[1]),
         PYTRITON_TRITON_CONFIG_METRICS_PORT=str(ports[2]),

@@ -72,7 +72,7 @@ class TestInference:
         request_id = str(uuid.uuid4())
         client.infer(server.url, client.example_inputs(), client.nvcf_headers(tmp_path, request_id=request_id))
         line = wait_for_line(server, f"[reqid={request_id}]")
-        assert "[INFO] [INFERENCE]" in line
+        assert " [INFERENCE] [reqid=" in line
 {%- set floats = (cookiecutter.inputs | tensors) | selectattr("is_float") | list %}
 {%- if floats %}
 

@@ -79,7 +79,7 @@ class TestInference:
         headers = client.nvcf_headers(tmp_path, request_id=request_id)
         client.infer(server.url.removeprefix("http://"), client.example_inputs(), headers)
         line = wait_for_line(server, f"[reqid={request_id}]")
-        assert "[INFO] [INFERENCE]" in line
+        assert " [INFERENCE] [reqid=" in line
 {%- set floats = (cookiecutter.inputs | tensors) | selectattr("is_float") | list %}
 {%- if floats %}
 

@@ -27,6 +27,7 @@ position (an identity), converted to the output's data type.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ from nvcf_helpers import ProgressReporter, large_output  # noqa: E402
 from nvcf_helpers.triton_backend import execute_requests, input_array  # noqa: E402
 
 LOG = logging.getLogger("{{ cookiecutter.model_name }}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Name -> numpy type of each input and output, as declared in config.pbtxt.
 INPUTS: dict[str, Any] = {
@@ -62,6 +64,11 @@ OUTPUTS: dict[str, Any] = {
 # The most characters one numeric value takes in a KServe v2 JSON response.
 JSON_CHARS_PER_VALUE = 24
 {%- endif %}
+
+
+def _shapes(arrays: dict[str, np.ndarray]) -> str:
+    """``OUTPUT0 [1, 4], ...`` for a log line."""
+    return ", ".join(f"{name} {list(array.shape)}" for name, array in arrays.items())
 
 
 def _as_type(array: np.ndarray, dtype: Any, name: str) -> np.ndarray:
@@ -93,7 +100,13 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Load the model, once per model instance."""
-        configure_logging()  # NVCF's log format, on stdout, which NVCF collects
+        # NVCF's log format, on stdout, which NVCF collects. The level is the
+        # log_level parameter of config.pbtxt (DEBUG: one line per request).
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        level = parameters.get("log_level", {}).get("string_value", "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level is {level!r} in config.pbtxt: use {', '.join(LOG_LEVELS)}")
+        configure_logging(level)
         # === 2. THE MODEL: load it here. ========================================
         # Files shipped in this version directory are under
         # Path(args["model_repository"]) / args["model_version"].
@@ -126,10 +139,12 @@ class TritonPythonModel:
         results = self.predict(inputs)
         outputs = self.postprocess(results)
 {%- endif %}
-        LOG.info(
-            "answered %s",
-            ", ".join(f"{name} {list(array.shape)}" for name, array in outputs.items()),
-        )
+{%- if long %}
+        LOG.info("answered %s", _shapes(outputs))
+{%- else %}
+        if LOG.isEnabledFor(logging.DEBUG):  # format the line only when it is shown
+            LOG.debug("answered %s", _shapes(outputs))
+{%- endif %}
         return outputs
 
     def preprocess(self, request: Any) -> dict[str, np.ndarray]:
