@@ -316,3 +316,29 @@ class TestRefusals:
         context.update(project_name="p", **{key: value})
         with pytest.raises(TemplateInputError, match=re.escape(message)):
             validate("triton-model", context)
+
+
+class TestReadme:
+    """Each generated README's commands name files and sub-commands that exist."""
+
+    @pytest.mark.parametrize("template", ["triton-model", "triton-container", "pytriton-container"])
+    def test_commands_refer_to_real_things(self, cookies: Any, template: str) -> None:
+        """`python X`, `nvcf-helpers CMD PATH` and `pip install -r X` name real things."""
+        from nvcf_helpers.cli import COMMANDS
+
+        project = bake_ok(cookies, template)
+        text = (project / "README.md").read_text()
+        blocks = re.findall(r"```\n(.*?)```", text, flags=re.DOTALL)
+        commands = [line.split("#")[0].split() for block in blocks for line in block.splitlines()]
+        seen = 0
+        for words in commands:
+            if words[:1] == ["python"]:
+                assert (project / words[1]).is_file(), words
+                seen += 1
+            elif words[:1] == ["nvcf-helpers"]:
+                assert words[1] in COMMANDS, words
+                assert (project / words[2]).exists(), words
+                seen += 1
+            elif words[:3] == ["pip", "install", "-r"]:
+                assert (project / words[3]).is_file(), words
+        assert seen >= 3

@@ -19,10 +19,10 @@ from template_support import CUSTOM_IO, bake_ok
 pytestmark = pytest.mark.integration
 
 PROJECTS = [
-    ("triton-model", {}, 4),
-    ("triton-container", {}, 7),
-    ("pytriton-container", {}, 5),
-    ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}, 7),
+    ("triton-model", {}, 5),
+    ("triton-container", {}, 8),
+    ("pytriton-container", {}, 6),
+    ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}, 8),
 ]
 
 

@@ -73,6 +73,21 @@ class TestInference:
         for name, expected in expected_outputs(inputs).items():
             np.testing.assert_array_equal(as_bytes(outputs[name]), expected)
 
+    def test_client_script(self, server: Any) -> None:
+        """`python client.py` gets an answer and prints every output."""
+        project = Path(client.__file__).resolve().parent
+        result = subprocess.run(
+            [sys.executable, "client.py", "--url", server.url.removeprefix("http://")],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("request ")
+        for name in client.OUTPUTS:
+            assert f"\n{name} [" in result.stdout
+
     def test_log_line_carries_request_id(self, server: Any, tmp_path: Path) -> None:
         """The request is logged in NVCF's format with its request id."""
         request_id = str(uuid.uuid4())
