@@ -84,6 +84,22 @@ class TestBake:
             if path.suffix == ".py":
                 ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
+    def test_generated_code_is_lint_clean(
+        self, baked: Any, template: str, extra: dict[str, str]
+    ) -> None:
+        """Generated Python passes ruff (E, F, W, I, UP, B) and its formatter."""
+        project = baked(template, extra)
+        ruff = [sys.executable, "-m", "ruff"]
+        options = ["--isolated", "--line-length", "100", "--exclude", "nvcf_helpers"]
+        lint = [*ruff, "check", *options, "--select", "E,F,W,I,UP,B", "."]
+        result = subprocess.run(lint, cwd=project, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout
+        check_format = [*ruff, "format", "--check", *options, "."]
+        result = subprocess.run(
+            check_format, cwd=project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
+
     def test_check_is_clean(
         self, baked: Any, template: str, extra: dict[str, str], hadolint_available: bool
     ) -> None:

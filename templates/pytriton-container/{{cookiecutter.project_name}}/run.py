@@ -38,15 +38,17 @@ import sys
 from typing import Any
 
 import numpy as np
+{%- if mbs > 0 %}
 from pytriton.decorators import batch
+{%- endif %}
 from pytriton.model_config import {% if mbs > 0 %}DynamicBatcher, {% endif %}ModelConfig, Tensor
 from pytriton.triton import Triton
 
-from nvcf_helpers import InputError
-{%- if long %}
-from nvcf_helpers import ProgressReporter, RequestContext, large_output
+{% if long -%}
+from nvcf_helpers import InputError, ProgressReporter, RequestContext, large_output
 from nvcf_helpers.pytriton import current_context, serve, with_request_context
-{%- else %}
+{%- else -%}
+from nvcf_helpers import InputError
 from nvcf_helpers.pytriton import serve, with_request_context
 {%- endif %}
 

@@ -80,7 +80,9 @@ def nvcf_headers(
     }
 
 
-def infer(url: str, inputs: dict[str, np.ndarray], headers: dict[str, str]) -> dict[str, np.ndarray]:
+def infer(
+    url: str, inputs: dict[str, np.ndarray], headers: dict[str, str]
+) -> dict[str, np.ndarray]:
     """Send one request (JSON, as NVCF's PREDICT_V2 body format) and return the outputs.
 
     Raises:
@@ -107,7 +109,9 @@ def _data_type(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Invoke the model once and print what came back."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="127.0.0.1:8000", help="host:port of Triton's HTTP endpoint")
+    parser.add_argument(
+        "--url", default="127.0.0.1:8000", help="host:port of Triton's HTTP endpoint"
+    )
     parser.add_argument("--max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES)
     parser.add_argument("--size", type=int, default=4, help="length of each variable dimension")
     args = parser.parse_args(argv)

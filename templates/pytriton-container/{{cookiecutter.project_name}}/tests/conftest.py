@@ -65,7 +65,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = scratch / "server.log"
     with log.open("wb") as stream:
         process = subprocess.Popen(
-            [sys.executable, "run.py"], cwd=PROJECT, env=env, stdout=stream, stderr=subprocess.STDOUT
+            [sys.executable, "run.py"],
+            cwd=PROJECT,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
         )
     running = Server(process, ports[0], scratch / "home", log)
     ready = f"http://127.0.0.1:{ports[0]}/v2/models/{run.MODEL_NAME}/ready"
@@ -75,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if process.poll() is not None:
                 pytest.fail(f"run.py exited with {process.returncode}:\n{running.output()[-3000:]}")
             try:
-                with urllib.request.urlopen(ready, timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(ready, timeout=2) as response:
                     if response.status == 200:
                         break
             except (urllib.error.URLError, OSError):

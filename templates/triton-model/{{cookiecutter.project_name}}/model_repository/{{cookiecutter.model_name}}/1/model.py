@@ -38,10 +38,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
-from nvcf_helpers import InputError, RequestContext, configure_logging  # noqa: E402
 {%- if long %}
-from nvcf_helpers import ProgressReporter, large_output  # noqa: E402
+from nvcf_helpers import (  # noqa: E402
+    InputError,
+    ProgressReporter,
+    RequestContext,
+    configure_logging,
+    large_output,
+)
+{%- else %}
+from nvcf_helpers import InputError, RequestContext, configure_logging  # noqa: E402
 {%- endif %}
 from nvcf_helpers.triton_backend import execute_requests, input_array  # noqa: E402
 
@@ -105,7 +111,8 @@ class TritonPythonModel:
         parameters = json.loads(args["model_config"]).get("parameters", {})
         level = parameters.get("log_level", {}).get("string_value", "INFO").upper()
         if level not in LOG_LEVELS:
-            raise ValueError(f"log_level is {level!r} in config.pbtxt: use {', '.join(LOG_LEVELS)}")
+            choices = ", ".join(LOG_LEVELS)
+            raise ValueError(f"log_level is {level!r} in config.pbtxt: use {choices}")
         configure_logging(level)
         # === 2. THE MODEL: load it here. ========================================
         # Files shipped in this version directory are under
@@ -122,7 +129,12 @@ class TritonPythonModel:
         return execute_requests(requests, self.handle)
 
     def handle(self, request: Any, ctx: RequestContext) -> dict[str, np.ndarray]:
-        """One request, from inputs to outputs."""
+        """One request, from inputs to outputs.
+
+        ``ctx`` is the request's NVCF context: ``ctx.request_id``,
+        ``ctx.asset_dir`` (input assets, see ``nvcf_helpers.open_asset``),
+        ``ctx.large_output_dir``, ``ctx.max_response_bytes``...
+        """
 {%- if long %}
         reporter = ProgressReporter(ctx) if ctx.large_output_dir and ctx.request_id else None
         inputs = self.preprocess(request)
