@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ast
 import filecmp
+import glob
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -203,6 +206,61 @@ class TestModelRepository:
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == str(version / "nvcf_helpers" / "__init__.py")
+
+
+def _python_3_10() -> str | None:
+    """A working Python 3.10 (what Triton images from 23.04 run), if this machine has one."""
+    candidates = [
+        shutil.which("python3.10"),
+        *glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")),
+    ]
+    for candidate in candidates:
+        if candidate:
+            result = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.stdout.strip() == "(3, 10)":
+                return candidate
+    return None
+
+
+class TestOldestPython:
+    """The vendored helpers run on Python 3.10, the Python of Triton images from 23.04."""
+
+    @pytest.mark.parametrize("template", ["triton-model", "pytriton-container"])
+    def test_vendored_helpers_on_python_3_10(
+        self, cookies: Any, tmp_path: Path, template: str
+    ) -> None:
+        """The copy imports with the standard library alone and writes a progress file."""
+        python = _python_3_10()
+        if python is None:
+            pytest.skip("no Python 3.10 on this machine")
+        project = bake_ok(cookies, template, long_running="yes")
+        where = (
+            project / "model_repository" / "my_model" / "1"
+            if template == "triton-model"
+            else project
+        )
+        adapter = "triton_backend" if template == "triton-model" else "pytriton"
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); import nvcf_helpers, nvcf_helpers."
+            + adapter
+            + "; from nvcf_helpers import ProgressReporter, RequestContext; "
+            "ctx = RequestContext.from_parameters(sys.argv[2]); ProgressReporter(ctx).update(100)"
+        )
+        parameters = json.dumps({"NVCF-REQID": "r1", "NVCF-LARGE-OUTPUT-DIR": str(tmp_path)})
+        result = subprocess.run(
+            [python, "-I", "-S", "-c", code, str(where), parameters],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads((tmp_path / "progress").read_text()) == {"id": "r1", "progress": 100}
 
 
 class TestPyTritonContainer:
