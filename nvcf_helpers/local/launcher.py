@@ -22,6 +22,12 @@ from nvcf_helpers.spec import FunctionSpec
 __all__ = ["LocalNvcf", "LocalNvcfError"]
 
 
+_BOOTSTRAP = (
+    "import runpy, sys; del sys.path[0]; "
+    "runpy.run_module('nvcf_helpers.local', run_name='__main__', alter_sys=True)"
+)
+
+
 class LocalNvcfError(NvcfHelperError):
     """The local NVCF did not start, or its function did not become ACTIVE."""
 
@@ -104,7 +110,9 @@ class LocalNvcf:
         workdir = Path(self._workdir.name)
         spec_path = self._spec_path(workdir)
         info_path = workdir / "info.json"
-        argv = [sys.executable, "-m", "nvcf_helpers.local", "--spec", str(spec_path)]
+        # Not `python -m`: that puts the working directory first on sys.path, and a
+        # project directory often holds a vendored nvcf_helpers without `local`.
+        argv = [sys.executable, "-c", _BOOTSTRAP, "--spec", str(spec_path)]
         argv += ["--port", str(self.port), "--info-file", str(info_path)]
         argv += ["--startup-timeout", f"{self.startup_timeout:g}"]
         if self.max_concurrency is not None:
