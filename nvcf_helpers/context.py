@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
@@ -48,8 +48,6 @@ HEADER_NAMES: Mapping[str, str] = {
 # Lower-cased header name -> field name: the only table a lookup touches.
 _FIELD_BY_HEADER = {header.lower(): name for name, header in HEADER_NAMES.items()}
 _FIELD_BY_SPELLING = {**_FIELD_BY_HEADER, **{h: n for n, h in HEADER_NAMES.items()}}
-_INTEGER_FIELDS = frozenset({"max_response_bytes", "poll_seconds"})
-_PATH_FIELDS = frozenset({"asset_dir", "large_output_dir"})
 
 # The identity NVCF also puts in the container's environment.
 _ENV_NAMES = {
@@ -70,6 +68,24 @@ def _non_negative_int(field: str, raw: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise HeaderError(HEADER_NAMES[field], raw, "a non-negative integer")
     return int(text)
+
+
+def _asset_ids(field: str, raw: str) -> tuple[str, ...]:
+    return tuple(part for part in (p.strip() for p in raw.split(",")) if part)
+
+
+def _path(field: str, raw: str) -> Path:
+    return Path(raw)
+
+
+# How a non-empty header value becomes a field; fields not listed keep the string.
+_CONVERTERS: dict[str, Callable[[str, str], Any]] = {
+    "max_response_bytes": _non_negative_int,
+    "poll_seconds": _non_negative_int,
+    "asset_ids": _asset_ids,
+    "asset_dir": _path,
+    "large_output_dir": _path,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,17 +189,10 @@ class RequestContext:
     def _from_raw(cls, raw: Mapping[str, str]) -> RequestContext:
         values: dict[str, Any] = {}
         for field, text in raw.items():
-            if field in _INTEGER_FIELDS:
-                if text.strip():  # an empty header is an absent header, not an error
-                    values[field] = _non_negative_int(field, text)
-            elif field == "asset_ids":
-                values[field] = tuple(part for part in (p.strip() for p in text.split(",")) if part)
-            elif not text or text.isspace():
-                continue  # an empty header is an absent header, never ""
-            elif field in _PATH_FIELDS:
-                values[field] = Path(text)
-            else:
-                values[field] = text
+            if not text or text.isspace():
+                continue  # an empty header is an absent header: never "", never an error
+            convert = _CONVERTERS.get(field)
+            values[field] = text if convert is None else convert(field, text)
         return cls(**values)
 
     def to_headers(self) -> dict[str, str]:
