@@ -26,7 +26,8 @@ test: lint
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/helpers.py
+	status=0; for script in helpers runtime_adapters templates local examples; do \
+		echo "== benchmarks/$$script.py"; $(PY) benchmarks/$$script.py || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
