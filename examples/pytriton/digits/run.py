@@ -21,6 +21,7 @@ Model ``digits``: input ``IMAGE`` (FP32, [8, 8], pixels on the data set's
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -111,4 +112,5 @@ def bind(triton: Triton) -> None:
 
 
 if __name__ == "__main__":
-    serve(bind)
+    # LOG_LEVEL (the image sets INFO): DEBUG adds more detail.
+    serve(bind, log_level=os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -32,6 +32,7 @@ import io
 import itertools
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -229,4 +230,5 @@ def bind(triton: Any) -> None:
 
 
 if __name__ == "__main__":
-    serve(bind)
+    # LOG_LEVEL (the image sets INFO): DEBUG adds more detail.
+    serve(bind, log_level=os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             strict=True,
         )
 
-    serve(bind)
+    # LOG_LEVEL (the image sets INFO): DEBUG adds more detail.
+    serve(bind, log_level=os.environ.get("LOG_LEVEL", "INFO").upper())
     return 0
 
 

@@ -16,6 +16,7 @@ writes to ``digits.npz`` beside this file; numpy is all it needs.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -39,7 +40,10 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Load the weights, once per model instance."""
-        configure_logging()  # NVCF's log format, on stdout, which NVCF collects
+        # NVCF's log format, on stdout, which NVCF collects, at the level of the
+        # log_level parameter in config.pbtxt (DEBUG: one line per request).
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        configure_logging(parameters.get("log_level", {}).get("string_value", "INFO").upper())
         # === 2. THE MODEL: load it. ===
         params = np.load(Path(__file__).with_name("digits.npz"))
         self.weights = params["weights"]  # (64, 10), acting on raw 0..16 pixels
