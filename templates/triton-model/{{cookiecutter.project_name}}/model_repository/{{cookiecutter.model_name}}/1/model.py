@@ -74,7 +74,8 @@ JSON_CHARS_PER_VALUE = 24
 
 def _shapes(arrays: dict[str, np.ndarray]) -> str:
     """``OUTPUT0 [1, 4], ...`` for a log line."""
-    return ", ".join(f"{name} {list(array.shape)}" for name, array in arrays.items())
+    shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in arrays.items())
+    return shapes or "no inline outputs"
 
 
 def _as_type(array: np.ndarray, dtype: Any, name: str) -> np.ndarray:
