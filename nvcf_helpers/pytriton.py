@@ -190,24 +190,46 @@ import re as _nvcf_re
 
 _NVCF_MARK = _nvcf_re.compile({_MARK.pattern!r})
 _nvcf_original_execute = TritonPythonModel.execute
+_nvcf_pb_utils = pb_utils
+
+
+def _nvcf_error(found):
+    if found.group("status") == "400":
+        code = _nvcf_pb_utils.TritonError.INVALID_ARG
+    else:
+        code = _nvcf_pb_utils.TritonError.INTERNAL
+    return _nvcf_pb_utils.TritonError(_nvcf_json.loads(found.group("message")), code)
 
 
 def _nvcf_execute(self, triton_requests):
     try:
         return _nvcf_original_execute(self, triton_requests)
-    except pb_utils.TritonModelException as exc:
+    except _nvcf_pb_utils.TritonModelException as exc:
         found = _NVCF_MARK.search(str(exc))
         if found is None:
             raise
-        if found.group("status") == "400":
-            code = pb_utils.TritonError.INVALID_ARG
-        else:
-            code = pb_utils.TritonError.INTERNAL
-        error = pb_utils.TritonError(_nvcf_json.loads(found.group("message")), code)
-        return [pb_utils.InferenceResponse(error=error) for _ in triton_requests]
+        return [_nvcf_pb_utils.InferenceResponse(error=_nvcf_error(found)) for _ in triton_requests]
+
+
+class _NvcfPbUtils:
+    # pb_utils as this module sees it. A decoupled (streaming) model's error
+    # reaches the stream as TritonError(<text with traceback>); a marked text
+    # becomes its clean message and code instead.
+    def __getattr__(self, name):
+        return getattr(_nvcf_pb_utils, name)
+
+    @staticmethod
+    def TritonError(*args, **kwargs):
+        text = args[0] if args else kwargs.get("error")
+        alone = len(args) + len(kwargs) == 1
+        found = _NVCF_MARK.search(text) if alone and isinstance(text, str) else None
+        if found is None:
+            return _nvcf_pb_utils.TritonError(*args, **kwargs)
+        return _nvcf_error(found)
 
 
 TritonPythonModel.execute = _nvcf_execute
+pb_utils = _NvcfPbUtils()
 """
 
 
@@ -428,6 +450,13 @@ def with_request_context(
 
     install_error_mapping()
     apply_libpython_fix()
+    call = infer_func.__call__
+    is_object = not (inspect.isfunction(infer_func) or inspect.ismethod(infer_func))
+    if is_object and (inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call)):
+        # PyTriton recognises a streaming model by its function's code flags,
+        # which a wrapper around a callable object does not show: wrap the
+        # bound __call__ instead.
+        infer_func = call
     return wrapt.FunctionWrapper(infer_func, _wrapper_for(infer_func, per_request))
 
 

@@ -88,3 +88,25 @@ class TestStream:
             _events(streaming, {"PROMPT": "The", "MAX_TOKENS": 0})
         assert caught.value.status == 400
         assert "MAX_TOKENS is 0: ask for 1 to 512 tokens" in streaming.log_text()
+
+    def test_streamed_error_has_its_message_and_no_traceback(
+        self, streaming: RunningExample
+    ) -> None:
+        """Straight to the container, the SSE error event is the clean message, as a 400."""
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"PROMPT": "The", "MAX_TOKENS": 0}).encode()
+        request = urllib.request.Request(
+            f"http://{streaming.url}/v2/models/textgen/generate_stream",
+            data=body,
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode()
+        assert status == 400, text
+        assert "MAX_TOKENS is 0: ask for 1 to 512 tokens" in text
+        assert "Traceback" not in text

@@ -50,7 +50,7 @@ from pytriton.model_config import ModelConfig, Tensor
 
 from nvcf_helpers import InputError, RequestContext
 from nvcf_helpers.log import log_request
-from nvcf_helpers.pytriton import serve
+from nvcf_helpers.pytriton import serve, with_request_context
 
 LOG = logging.getLogger("textgen")
 HERE = Path(__file__).resolve().parent
@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         triton.bind(
             model_name=MODEL_NAME,
-            infer_func=generator,
+            # The wrapper turns an InputError into a 400 whose streamed error is
+            # the message alone, without PyTriton's traceback.
+            infer_func=with_request_context(generator),
             inputs=[
                 Tensor(name="PROMPT", dtype=bytes, shape=(1,)),
                 Tensor(name="MAX_TOKENS", dtype=np.int32, shape=(1,), optional=True),
