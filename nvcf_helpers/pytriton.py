@@ -450,7 +450,8 @@ def with_request_context(
 
     install_error_mapping()
     apply_libpython_fix()
-    call = infer_func.__call__
+    call: Any = infer_func
+    call = call.__call__
     is_object = not (inspect.isfunction(infer_func) or inspect.ismethod(infer_func))
     if is_object and (inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call)):
         # PyTriton recognises a streaming model by its function's code flags,
