@@ -97,6 +97,8 @@ if TYPE_CHECKING:  # pragma: no cover - for annotations only
 __all__ = [
     "DEFAULT_EXIT_TIMEOUT_SECS",
     "ContextUnavailableError",
+    "WorkspacePathError",
+    "check_workspace_path",
     "current_context",
     "current_contexts",
     "install_error_mapping",
@@ -121,6 +123,56 @@ _contexts: contextvars.ContextVar[tuple[RequestContext, ...] | None] = contextva
 
 class ContextUnavailableError(NvcfHelperError, LookupError):
     """No single request context is bound where :func:`current_context` was called."""
+
+
+class WorkspacePathError(NvcfHelperError):
+    """PyTriton's Unix sockets for a model would have paths longer than Linux allows."""
+
+
+# PyTriton puts each model's Unix sockets in <PYTRITON_HOME>/workspace_XXXXXXXX/,
+# the longest named <model>_0_<n>-server.sock. A socket path holds at most 107
+# bytes; past that the model fails to load with an EOFError that names nothing.
+_SOCKET_PATH_MAX = 107
+_LONGEST_SOCKET = "/workspace_XXXXXXXX/{model}_0_0-server.sock"
+
+
+def check_workspace_path(model_name: str, home: str | os.PathLike[str] | None = None) -> None:
+    """Refuse, with a clear message, a model whose PyTriton sockets could not be created.
+
+    Args:
+        model_name: the name the model is bound under.
+        home: PyTriton's home directory; ``PYTRITON_HOME`` (or its default,
+            ``~/.cache/pytriton``) when None.
+
+    Raises:
+        WorkspacePathError: the socket path would exceed 107 bytes.
+    """
+    if home is None:
+        default = os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "pytriton")
+        home = os.environ.get("PYTRITON_HOME", default)
+    home_path = os.path.abspath(os.path.expanduser(os.fspath(home)))
+    longest = home_path + _LONGEST_SOCKET.format(model=model_name)
+    if len(longest.encode()) > _SOCKET_PATH_MAX:
+        raise WorkspacePathError(
+            f"PyTriton's sockets for model {model_name!r} would be {len(longest.encode())} "
+            f"bytes long under {home_path}, over the {_SOCKET_PATH_MAX} a Unix socket path may "
+            "hold: set PYTRITON_HOME to a shorter directory (e.g. /tmp/pytriton) or shorten "
+            "the model name"
+        )
+
+
+class _CheckedTriton:
+    """The ``Triton`` object handed to ``bind``: checks each model's socket paths first."""
+
+    def __init__(self, triton: Triton) -> None:
+        self._triton = triton
+
+    def bind(self, model_name: str, *args: Any, **kwargs: Any) -> Any:
+        check_workspace_path(model_name)
+        return self._triton.bind(model_name, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._triton, name)
 
 
 # --- configuration -----------------------------------------------------------------
@@ -512,5 +564,9 @@ def serve(
         else TritonSecurityConfig(restricted_endpoints=list(restricted_endpoints))
     )
     with Triton(config=config or triton_config(), security_config=security) as triton:
-        bind(triton)
+        try:
+            bind(_CheckedTriton(triton))
+        except WorkspacePathError as exc:
+            _LOG.error("%s", exc)  # a set-up mistake: the message, not a traceback
+            raise SystemExit(1) from None
         triton.serve()

@@ -439,3 +439,68 @@ class TestSigterm:
         assert "SIGTERM received, shutting down" in log_path.read_text()
         assert not list(home.glob("workspace_*"))
         assert not any(_alive(pid) for pid in tritonservers)
+
+
+class TestWorkspacePath:
+    """PyTriton's Unix socket paths are checked before a model is bound."""
+
+    def test_short_home_passes(self) -> None:
+        """A model under a short PyTriton home is accepted."""
+        from nvcf_helpers.pytriton import check_workspace_path
+
+        check_workspace_path("my_model", "/tmp/pytriton")
+
+    def test_long_home_is_refused_with_the_fix(self, tmp_path: Path) -> None:
+        """A path past 107 bytes is refused, naming the length and PYTRITON_HOME."""
+        from nvcf_helpers.pytriton import WorkspacePathError, check_workspace_path
+
+        home = tmp_path / ("deep" * 12)
+        with pytest.raises(WorkspacePathError, match=r"set PYTRITON_HOME to a shorter directory"):
+            check_workspace_path("word_count", home)
+
+    def test_environment_is_the_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without an explicit home, PYTRITON_HOME decides."""
+        from nvcf_helpers.pytriton import WorkspacePathError, check_workspace_path
+
+        monkeypatch.setenv("PYTRITON_HOME", "/tmp/" + "x" * 80)
+        with pytest.raises(WorkspacePathError, match=r"'m' would be \d+ bytes"):
+            check_workspace_path("m")
+        monkeypatch.setenv("PYTRITON_HOME", "/tmp/p")
+        check_workspace_path("m")
+
+    def test_serve_refuses_before_loading(self, tmp_path: Path) -> None:
+        """serve() with a too-deep PYTRITON_HOME exits with the message, not an EOFError."""
+        script = (
+            "import numpy as np\n"
+            "from pytriton.model_config import Tensor\n"
+            "from nvcf_helpers.pytriton import serve\n"
+            "def infer(requests):\n"
+            "    return [{'OUTPUT0': r['INPUT0']} for r in requests]\n"
+            "def bind(triton):\n"
+            "    triton.bind(model_name='echo', infer_func=infer,\n"
+            "        inputs=[Tensor(name='INPUT0', dtype=np.float32, shape=(-1,))],\n"
+            "        outputs=[Tensor(name='OUTPUT0', dtype=np.float32, shape=(-1,))])\n"
+            "serve(bind)\n"
+        )
+        from nvcf_helpers.testing import free_port
+
+        home = tmp_path / ("deep" * 20)
+        env = {
+            **os.environ,
+            "PYTRITON_HOME": str(home),
+            "PYTRITON_TRITON_CONFIG_HTTP_PORT": str(free_port()),
+            "PYTRITON_TRITON_CONFIG_GRPC_PORT": str(free_port()),
+            "PYTRITON_TRITON_CONFIG_METRICS_PORT": str(free_port()),
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "[ERROR] [INFERENCE] PyTriton's sockets for model 'echo'" in result.stdout
+        assert "set PYTRITON_HOME to a shorter directory" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
