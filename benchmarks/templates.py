@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 import tritonclient.http as httpclient
 
 from nvcf_helpers.scaffold import generate
-from nvcf_helpers.testing import free_port
+from nvcf_helpers.testing import free_port, stop_process
 from nvcf_helpers.tritonserver import TritonServer, apply_libpython_fix
 
 ROUNDS = 5
@@ -162,7 +161,7 @@ def bench_triton_model(scratch: Path) -> float:
             close_generated()
             close_hand_written()
     finally:
-        _stop(server)
+        stop_process(server)
     ratios = []
     for values, measured in rates.items():
         ratio = measured["generated"] / measured["minimal"]
@@ -214,16 +213,6 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, models: list[str]) -
         time.sleep(0.2)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def bench_pytriton(scratch: Path) -> float:
     project = generate("pytriton-container", scratch / "gen", no_input=True)
     (scratch / "bare.py").write_text(BARE_PYTRITON)
@@ -241,9 +230,9 @@ def bench_pytriton(scratch: Path) -> float:
             close_generated()
             close_bare()
         finally:
-            _stop(bare)
+            stop_process(bare)
     finally:
-        _stop(generated)
+        stop_process(generated)
     ratio = rates["generated"] / rates["bare"]
     print(
         f"2. pytriton-container: generated run.py {rates['generated']:.0f} req/s, bare PyTriton "

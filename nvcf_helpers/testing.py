@@ -5,7 +5,9 @@ Standard library only, so a generated project's own tests can use them.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from nvcf_helpers.context import RequestContext
 
-__all__ = ["fake_request", "free_port", "wait_for_http"]
+__all__ = ["fake_request", "free_port", "stop_process", "wait_for_http"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,3 +76,17 @@ def fake_request(root: Path, **fields: object) -> RequestContext:
     }
     values.update(fields)
     return RequestContext(**values)  # type: ignore[arg-type]
+
+
+def stop_process(
+    process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 30.0
+) -> None:
+    """Stop a server started for a test: SIGTERM by pid, then SIGKILL after ``timeout`` s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

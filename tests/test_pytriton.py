@@ -41,7 +41,7 @@ from nvcf_helpers.pytriton import (
     triton_config,
     with_request_context,
 )
-from nvcf_helpers.testing import free_port, wait_for_http
+from nvcf_helpers.testing import free_port, stop_process, wait_for_http
 
 SERVER_SCRIPT = Path(__file__).parent / "fixtures" / "pytriton_server.py"
 
@@ -267,7 +267,7 @@ def _start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int, Path, Path]:
             except TimeoutError:
                 continue
         else:
-            _stop(process)
+            stop_process(process)
             raise AssertionError(f"PyTriton did not start:\n{log_path.read_text()[-3000:]}")
     return process, http_port, home, log_path
 
@@ -280,23 +280,13 @@ def short_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def pytriton_server() -> Iterator[tuple[int, Path]]:
     """The fixture PyTriton server: its HTTP port and its log file."""
     tmp = Path(tempfile.mkdtemp(prefix="nvcf-pt-"))
     process, port, _, log_path = _start_server(tmp)
     yield port, log_path
-    _stop(process)
+    stop_process(process)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -434,7 +424,7 @@ class TestSigterm:
             returncode = process.wait(timeout=15)
             connection.close()
         finally:
-            _stop(process)
+            stop_process(process)
         assert returncode == 0, log_path.read_text()[-3000:]
         assert "SIGTERM received, shutting down" in log_path.read_text()
         assert not list(home.glob("workspace_*"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nvcf_helpers import RequestContext, asset_path, large_output
-from nvcf_helpers.testing import fake_request, free_port, wait_for_http
+from nvcf_helpers.testing import fake_request, free_port, stop_process, wait_for_http
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -111,3 +113,24 @@ class TestFakeRequest:
             stream.write(b"ok")
         assert ctx.large_output_dir is not None
         assert (ctx.large_output_dir / "out").read_bytes() == b"ok"
+
+
+class TestStopProcess:
+    def test_terminates_with_sigterm(self) -> None:
+        """A process that honours SIGTERM ends with it."""
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        stop_process(process, timeout=10)
+        assert process.returncode == -15
+
+    def test_kills_a_process_that_ignores_sigterm(self) -> None:
+        """After the timeout, a process that ignores SIGTERM is killed."""
+        code = (
+            "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)"
+        )
+        process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ready\n"
+        stop_process(process, timeout=0.5)
+        assert process.returncode == -9
+        process.stdout.close()

@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 from template_support import CUSTOM_IO, REPOSITORY, bake_ok, load_module
 
-from nvcf_helpers.testing import free_port
+from nvcf_helpers.testing import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -163,13 +163,7 @@ def served(cookies_session: Any, tmp_path_factory: pytest.TempPathFactory) -> It
             time.sleep(0.1)
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 def _infer(
