@@ -7,8 +7,22 @@ this file only holds what every test needs.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+_hypothesis_home = tempfile.mkdtemp(prefix="nvcf-hypothesis-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps caches in ./.hypothesis even without a database: not in the checkout."""
+    set_hypothesis_home_dir(_hypothesis_home)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_hypothesis_home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
