@@ -23,7 +23,7 @@ from nvcf_helpers.errors import (
     SpecError,
 )
 from nvcf_helpers.log import NVCF_LOG_FORMAT, configure_logging, current_request_id, log_request
-from nvcf_helpers.outputs import PARTIAL_SUFFIX, large_output, respond_or_spill
+from nvcf_helpers.outputs import PARTIAL_SUFFIX, large_output, respond_or_spill, spill_outputs
 from nvcf_helpers.progress import (
     MAX_PARTIAL_RESPONSE_BYTES,
     PROGRESS_FILE,
@@ -84,4 +84,5 @@ __all__ = [
     "parse_spec",
     "read_asset",
     "respond_or_spill",
+    "spill_outputs",
 ]

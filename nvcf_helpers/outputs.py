@@ -10,16 +10,20 @@ exactly that, and removes the partial file if writing fails.
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from nvcf_helpers.context import RequestContext
 from nvcf_helpers.errors import MissingContextError, OutputError
 from nvcf_helpers.progress import PROGRESS_FILE
 
-__all__ = ["PARTIAL_SUFFIX", "large_output", "respond_or_spill"]
+__all__ = ["PARTIAL_SUFFIX", "large_output", "respond_or_spill", "spill_outputs"]
+
+_LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -96,3 +100,43 @@ def respond_or_spill(ctx: RequestContext, body: bytes, name: str) -> bytes:
     with large_output(ctx, name) as stream:
         stream.write(body)
     return json.dumps({"largeOutput": name, "bytes": len(body)}).encode("utf-8")
+
+
+def spill_outputs(
+    ctx: RequestContext,
+    outputs: Mapping[str, _T],
+    size_of: Callable[[_T], int],
+    write: Callable[[BinaryIO, _T], object],
+    suffix: str = "",
+) -> dict[str, _T]:
+    """Move the largest outputs to large outputs until the rest fits inline.
+
+    While the outputs left (by ``size_of``) exceed ``ctx.max_response_bytes``,
+    the largest is written with ``write`` to the large output
+    ``<name><suffix>`` (through :func:`large_output`) and left out of the
+    answer. Standard library only: the caller says how big an output is and
+    how to write it (e.g. ``numpy.save``).
+
+    Returns:
+        The outputs to answer inline. Without ``NVCF-LARGE-OUTPUT-DIR`` nothing
+        is moved and a warning is logged.
+    """
+    answered = dict(outputs)
+    sizes = {name: size_of(value) for name, value in outputs.items()}
+    total = sum(sizes.values())
+    for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if total <= ctx.max_response_bytes:
+            break
+        if ctx.large_output_dir is None:
+            _LOG.warning(
+                "the response (up to %d bytes) exceeds %d bytes, but the request has no "
+                "NVCF-LARGE-OUTPUT-DIR: answering inline",
+                total,
+                ctx.max_response_bytes,
+            )
+            break
+        with large_output(ctx, name + suffix) as stream:
+            write(stream, answered.pop(name))
+        total -= sizes[name]
+        _LOG.info("output %s written as large output %s%s", name, name, suffix)
+    return answered

@@ -207,3 +207,41 @@ class TestCrash:
         assert child.returncode == -signal.SIGKILL
         assert not (output / "result.bin").exists()
         assert sorted(os.listdir(output)) == ["result.bin.partial"]
+
+
+class TestSpillOutputs:
+    """spill_outputs moves the largest outputs out until the rest fits inline."""
+
+    def test_largest_go_first_until_the_rest_fits(self, tmp_path: Path) -> None:
+        """Only as many outputs move as needed, largest first, written by the caller's writer."""
+        from nvcf_helpers import spill_outputs
+        from nvcf_helpers.testing import fake_request
+
+        ctx = fake_request(tmp_path, max_response_bytes=11)
+        outputs = {"small": b"abc", "big": b"x" * 20, "mid": b"y" * 8}
+        kept = spill_outputs(ctx, outputs, len, lambda stream, value: stream.write(value), ".bin")
+        assert kept == {"small": b"abc", "mid": b"y" * 8}
+        assert ctx.large_output_dir is not None
+        assert sorted(p.name for p in ctx.large_output_dir.iterdir()) == ["big.bin"]
+        assert (ctx.large_output_dir / "big.bin").read_bytes() == b"x" * 20
+
+    def test_nothing_moves_when_it_fits(self, tmp_path: Path) -> None:
+        """Outputs within max_response_bytes stay inline and no file is written."""
+        from nvcf_helpers import spill_outputs
+        from nvcf_helpers.testing import fake_request
+
+        ctx = fake_request(tmp_path, max_response_bytes=100)
+        kept = spill_outputs(ctx, {"a": b"1"}, len, lambda stream, value: stream.write(value))
+        assert kept == {"a": b"1"}
+        assert ctx.large_output_dir is not None
+        assert list(ctx.large_output_dir.iterdir()) == []
+
+    def test_without_output_dir_answers_inline(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Without NVCF-LARGE-OUTPUT-DIR everything stays inline, with a warning."""
+        from nvcf_helpers import RequestContext
+        from nvcf_helpers import spill_outputs
+
+        ctx = RequestContext(max_response_bytes=1)
+        kept = spill_outputs(ctx, {"a": b"12"}, len, lambda stream, value: stream.write(value))
+        assert kept == {"a": b"12"}
+        assert "has no NVCF-LARGE-OUTPUT-DIR" in caplog.text

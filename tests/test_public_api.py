@@ -47,6 +47,7 @@ EXPECTED_ALL = [
     "parse_spec",
     "read_asset",
     "respond_or_spill",
+    "spill_outputs",
 ]
 
 # Run in a fresh interpreter: which modules does `import nvcf_helpers` add?

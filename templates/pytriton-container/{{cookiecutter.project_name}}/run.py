@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any{{ ", BinaryIO" if long }}
 
 import numpy as np
 {%- if mbs > 0 %}
@@ -45,7 +45,7 @@ from pytriton.model_config import {% if mbs > 0 %}DynamicBatcher, {% endif %}Mod
 from pytriton.triton import Triton
 
 {% if long -%}
-from nvcf_helpers import InputError, ProgressReporter, RequestContext, large_output
+from nvcf_helpers import InputError, ProgressReporter, spill_outputs
 from nvcf_helpers.pytriton import current_context, serve, with_request_context
 {%- else -%}
 from nvcf_helpers import InputError
@@ -101,6 +101,11 @@ def _json_size(array: np.ndarray) -> int:
     if array.dtype.kind in "OSU":
         return sum(6 * len(value) + 3 for value in array.ravel().tolist())
     return array.size * JSON_CHARS_PER_VALUE
+
+
+def _save(stream: BinaryIO, array: np.ndarray) -> None:
+    """Write one output as a ``.npy`` large output (BYTES outputs need pickling)."""
+    np.save(stream, array, allow_pickle=array.dtype == np.object_)
 {%- endif %}
 
 
@@ -122,7 +127,7 @@ class Model:
         results = self.predict(arrays)
         if reporter is not None:
             reporter.update(90, {"step": "predicted"})
-        outputs = self.spill_large_outputs(ctx, self.postprocess(results))
+        outputs = spill_outputs(ctx, self.postprocess(results), _json_size, _save, ".npy")
         if reporter is not None:
             reporter.update(100, {"step": "done"})
 {%- else %}
@@ -158,38 +163,6 @@ class Model:
             tensor.name: _as_type(results[index % len(results)], tensor.dtype, tensor.name)
             for index, tensor in enumerate(OUTPUTS)
         }
-{%- if long %}
-
-    def spill_large_outputs(
-        self, ctx: RequestContext, outputs: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """Move outputs out of the response while it is too big for NVCF to pass back inline.
-
-        The largest outputs go first, each to ``<name>.npy`` in
-        NVCF-LARGE-OUTPUT-DIR (written as ``.partial``, then renamed), and are
-        left out of the response; NVCF's worker zips the response with the
-        files and gives the caller a download link.
-        """
-        answered = dict(outputs)
-        by_size = sorted(outputs, key=lambda name: _json_size(outputs[name]), reverse=True)
-        for name in by_size:
-            size = sum(_json_size(array) for array in answered.values())
-            if size <= ctx.max_response_bytes:
-                break
-            if ctx.large_output_dir is None:
-                LOG.warning(
-                    "the response (up to %d bytes) exceeds %d bytes, but the request has no "
-                    "NVCF-LARGE-OUTPUT-DIR: answering inline",
-                    size,
-                    ctx.max_response_bytes,
-                )
-                break
-            array = answered.pop(name)
-            with large_output(ctx, f"{name}.npy") as stream:
-                np.save(stream, array, allow_pickle=array.dtype == np.object_)
-            LOG.info("output %s %s written as large output %s.npy", name, list(array.shape), name)
-        return answered
-{%- endif %}
 
 
 MODEL = Model()

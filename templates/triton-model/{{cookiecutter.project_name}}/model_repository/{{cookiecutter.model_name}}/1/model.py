@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any{{ ", BinaryIO" if long }}
 
 # The nvcf_helpers copy beside this file comes first: the model then runs on a
 # stock Triton image with nothing installed, with the helpers it was made with.
@@ -44,7 +44,7 @@ from nvcf_helpers import (  # noqa: E402
     ProgressReporter,
     RequestContext,
     configure_logging,
-    large_output,
+    spill_outputs,
 )
 {%- else %}
 from nvcf_helpers import InputError, RequestContext, configure_logging  # noqa: E402
@@ -99,6 +99,11 @@ def _json_size(array: np.ndarray) -> int:
     if array.dtype == np.object_:
         return sum(6 * len(value) + 3 for value in array.ravel().tolist())
     return array.size * JSON_CHARS_PER_VALUE
+
+
+def _save(stream: BinaryIO, array: np.ndarray) -> None:
+    """Write one output as a ``.npy`` large output (BYTES outputs need pickling)."""
+    np.save(stream, array, allow_pickle=array.dtype == np.object_)
 {%- endif %}
 
 
@@ -144,7 +149,7 @@ class TritonPythonModel:
         results = self.predict(inputs)
         if reporter is not None:
             reporter.update(90, {"step": "predicted"})
-        outputs = self.spill_large_outputs(ctx, self.postprocess(results))
+        outputs = spill_outputs(ctx, self.postprocess(results), _json_size, _save, ".npy")
         if reporter is not None:
             reporter.update(100, {"step": "done"})
 {%- else %}
@@ -184,35 +189,3 @@ class TritonPythonModel:
             name: _as_type(results[index % len(results)], dtype, name)
             for index, (name, dtype) in enumerate(OUTPUTS.items())
         }
-{%- if long %}
-
-    def spill_large_outputs(
-        self, ctx: RequestContext, outputs: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """Move outputs out of the response while it is too big for NVCF to pass back inline.
-
-        The largest outputs go first, each to ``<name>.npy`` in
-        NVCF-LARGE-OUTPUT-DIR (written as ``.partial``, then renamed), and are
-        left out of the response; NVCF's worker zips the response with the
-        files and gives the caller a download link.
-        """
-        answered = dict(outputs)
-        by_size = sorted(outputs, key=lambda name: _json_size(outputs[name]), reverse=True)
-        for name in by_size:
-            size = sum(_json_size(array) for array in answered.values())
-            if size <= ctx.max_response_bytes:
-                break
-            if ctx.large_output_dir is None:
-                LOG.warning(
-                    "the response (up to %d bytes) exceeds %d bytes, but the request has no "
-                    "NVCF-LARGE-OUTPUT-DIR: answering inline",
-                    size,
-                    ctx.max_response_bytes,
-                )
-                break
-            array = answered.pop(name)
-            with large_output(ctx, f"{name}.npy") as stream:
-                np.save(stream, array, allow_pickle=array.dtype == np.object_)
-            LOG.info("output %s %s written as large output %s.npy", name, list(array.shape), name)
-        return answered
-{%- endif %}
