@@ -238,8 +238,7 @@ class TestSpillOutputs:
 
     def test_without_output_dir_answers_inline(self, caplog: pytest.LogCaptureFixture) -> None:
         """Without NVCF-LARGE-OUTPUT-DIR everything stays inline, with a warning."""
-        from nvcf_helpers import RequestContext
-        from nvcf_helpers import spill_outputs
+        from nvcf_helpers import RequestContext, spill_outputs
 
         ctx = RequestContext(max_response_bytes=1)
         kept = spill_outputs(ctx, {"a": b"12"}, len, lambda stream, value: stream.write(value))
