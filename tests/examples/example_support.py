@@ -42,7 +42,11 @@ EXAMPLE_NAMES = [
 _NOT_IN_A_CLONE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "lm.json", "tune-output", "nvcf-output-*", "*.npy", "nvcf_helpers"
 )
-_PREPARED = {"pytriton/long_running": ["dataset.npz"]}
+_PREPARED = {
+    "pytriton/long_running": ["dataset.npz"],
+    # The server must serve what `python train.py` writes, not the committed copy.
+    "byom/digits": ["model_repository/digits/1/digits.npz"],
+}
 
 
 def load_module(path: Path, name: str) -> ModuleType:

@@ -46,13 +46,27 @@ def _infer(url: str, images: np.ndarray, request_id: str) -> httpclient.InferRes
 class TestFollowingTheReadme:
     """The README's commands, run in a fresh copy, give a trained, served model."""
 
-    def test_training_rewrote_the_weights_it_serves(self, digits: RunningExample) -> None:
-        """``python train.py`` wrote the weights the server loaded, equal to the committed ones."""
+    def test_training_wrote_the_weights_it_serves(
+        self, digits: RunningExample, split: tuple[np.ndarray, np.ndarray]
+    ) -> None:
+        """The server answers with the weights ``python train.py`` wrote (the copy had none).
+
+        Retraining is compared by what a user relies on, the held-out
+        predictions, not by the bits of the weights: floating-point training
+        differs in the last digits from one CPU to another.
+        """
+        images, labels = split
+        train = load_module(digits.directory / "train.py", "byom_digits_train_served")
         weights = digits.directory / "model_repository" / "digits" / "1" / "digits.npz"
+        trained = np.load(weights)
+        served = _infer(digits.url, images[:64], "served-weights").as_numpy("PROBABILITIES")
+        np.testing.assert_allclose(served, train.predict(trained, images[:64]), atol=1e-5)
         committed = np.load(
             Path(__file__).parents[2] / "examples" / EXAMPLE / weights.relative_to(digits.directory)
         )
-        np.testing.assert_allclose(np.load(weights)["weights"], committed["weights"], atol=1e-4)
+        ours = train.predict(trained, images).argmax(axis=1)
+        assert float((ours == train.predict(committed, images).argmax(axis=1)).mean()) >= 0.99
+        assert float((ours == labels).mean()) >= 0.9
 
     def test_client_reports_the_accuracy(self, digits: RunningExample) -> None:
         """``python client.py`` through the local NVCF classifies the held-out split well."""
