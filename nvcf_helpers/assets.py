@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from nvcf_helpers import names
 from nvcf_helpers.context import RequestContext
 from nvcf_helpers.errors import AssetError, AssetNotFoundError, MissingContextError
 
@@ -24,7 +25,7 @@ _NAME_MAX = 255
 
 def _asset_dir(ctx: RequestContext) -> Path:
     if ctx.asset_dir is None:
-        raise MissingContextError("NVCF-ASSET-DIR", "reading input assets")
+        raise MissingContextError(names.ASSET_DIR, "reading input assets")
     return ctx.asset_dir
 
 
@@ -41,7 +42,7 @@ def _check_asset_id(asset_id: object) -> str:
     if unsafe or os.path.isabs(asset_id):
         raise AssetError(
             f"asset id {asset_id!r} is not a plain name: asset ids are file names inside "
-            "NVCF-ASSET-DIR, without separators, '..' or NUL"
+            f"{names.ASSET_DIR}, without separators, '..' or NUL"
         )
     # Checked here so that the filesystem calls below cannot fail with an
     # OSError (name too long) or a UnicodeEncodeError on a caller's id.
@@ -136,5 +137,5 @@ def _not_found(ctx: RequestContext, asset_id: str) -> AssetNotFoundError:
     )
     return AssetNotFoundError(
         f"asset {asset_id!r} was not delivered to {ctx.asset_dir} ({hint}): upload it and "
-        "list its id in the NVCF-INPUT-ASSET-REFERENCES header of the invocation"
+        f"list its id in the {names.INPUT_ASSET_REFERENCES} header of the invocation"
     )

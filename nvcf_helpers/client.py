@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nvcf_helpers import names
 from nvcf_helpers.errors import NvcfHelperError
 
 __all__ = [
@@ -52,8 +53,6 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.nvcf.nvidia.com"
 #: NVCF asks callers to poll no more often than this.
 MIN_POLL_INTERVAL_SECONDS = 1.0
-_ASSET_HEADER = "NVCF-INPUT-ASSET-REFERENCES"
-_DESCRIPTION_HEADER = "x-amz-meta-nvcf-asset-description"
 
 
 class NvcfClientError(NvcfHelperError):
@@ -355,7 +354,7 @@ class NvcfClient:
             "PUT",
             upload_url,
             body=data,
-            headers={"Content-Type": content_type, _DESCRIPTION_HEADER: description},
+            headers={"Content-Type": content_type, names.ASSET_DESCRIPTION: description},
             authorised=False,
             timeout=max(self.timeout, 300.0),
         )
@@ -417,9 +416,9 @@ class NvcfClient:
         )
         call_headers = {"Content-Type": "application/json", **(headers or {})}
         if references:
-            call_headers[_ASSET_HEADER] = ",".join(references)
+            call_headers[names.INPUT_ASSET_REFERENCES] = ",".join(references)
         if poll_seconds is not None:
-            call_headers["NVCF-POLL-SECONDS"] = str(poll_seconds)
+            call_headers[names.POLL_SECONDS] = str(poll_seconds)
         call_timeout = self.timeout + (poll_seconds if poll_seconds is not None else 60)
         path = f"/v2/nvcf/pexec/functions/{urllib.parse.quote(function_id)}"
         if version_id is not None:
@@ -428,9 +427,11 @@ class NvcfClient:
         last_call = started
         reply = self._api("POST", path, raw=payload, headers=call_headers, timeout=call_timeout)
         while reply.status == 202:
-            request_id = reply.headers.get("NVCF-REQID")
+            request_id = reply.headers.get(names.REQUEST_ID)
             if not request_id:
-                raise NvcfClientError(f"{reply.url} answered 202 without NVCF-REQID: cannot poll")
+                raise NvcfClientError(
+                    f"{reply.url} answered 202 without {names.REQUEST_ID}: cannot poll"
+                )
             if on_progress is not None:
                 on_progress(_progress(reply, request_id, time.monotonic() - started))
             if timeout is not None and time.monotonic() - started > timeout:
@@ -442,7 +443,7 @@ class NvcfClient:
             last_call = time.monotonic()
             poll_headers = {}
             if poll_seconds is not None:
-                poll_headers["NVCF-POLL-SECONDS"] = str(poll_seconds)
+                poll_headers[names.POLL_SECONDS] = str(poll_seconds)
             reply = self._api(
                 "GET",
                 f"/v2/nvcf/pexec/status/{urllib.parse.quote(request_id)}",
@@ -452,7 +453,7 @@ class NvcfClient:
         return self._result(reply, tuple(references))
 
     def _result(self, reply: _Reply, references: tuple[str, ...]) -> InvocationResult:
-        request_id = reply.headers.get("NVCF-REQID")
+        request_id = reply.headers.get(names.REQUEST_ID)
         if reply.status not in (301, 302, 303, 307, 308):
             return InvocationResult(
                 reply.status, request_id, reply.headers, reply.body, {}, references
@@ -541,12 +542,12 @@ def _api_error(reply: _Reply, request_id: str | None = None) -> NvcfApiError:
         problem,
         detail,
         reply.url,
-        request_id or reply.headers.get("NVCF-REQID") or problem.get("requestId"),
+        request_id or reply.headers.get(names.REQUEST_ID) or problem.get("requestId"),
     )
 
 
 def _progress(reply: _Reply, request_id: str, elapsed: float) -> Progress:
-    percent_text = reply.headers.get("NVCF-PERCENT-COMPLETE", "")
+    percent_text = reply.headers.get(names.PERCENT_COMPLETE, "")
     percent = int(percent_text) if percent_text.strip().isdigit() else None
     partial: Any = None
     if reply.body:
@@ -554,7 +555,7 @@ def _progress(reply: _Reply, request_id: str, elapsed: float) -> Progress:
             partial = json.loads(reply.body)
         except ValueError:
             partial = reply.body.decode("utf-8", errors="replace")
-    return Progress(request_id, reply.headers.get("NVCF-STATUS", ""), percent, partial, elapsed)
+    return Progress(request_id, reply.headers.get(names.STATUS, ""), percent, partial, elapsed)
 
 
 def _unzip(data: bytes, request_id: str | None) -> tuple[bytes, dict[str, bytes]]:
@@ -570,9 +571,9 @@ def _unzip(data: bytes, request_id: str | None) -> tuple[bytes, dict[str, bytes]
                 continue
             content = bundle.read(info)
             if (
-                info.filename.endswith(".response")
+                info.filename.endswith(names.RESPONSE_MEMBER_SUFFIX)
                 and "/" not in info.filename
-                and (request_id is None or info.filename == f"{request_id}.response")
+                and (request_id is None or info.filename == names.response_member(request_id))
             ):
                 body = content
             else:

@@ -18,48 +18,21 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
+from nvcf_helpers import names
 from nvcf_helpers.errors import HeaderError
+from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "HEADER_NAMES", "RequestContext"]
 
-#: The largest body NVCF's worker passes back inline when the header is absent.
-DEFAULT_MAX_RESPONSE_BYTES = 5_000_000
-
 #: The header each field comes from, in the spelling NVCF's documentation uses.
-HEADER_NAMES: Mapping[str, str] = {
-    "request_id": "NVCF-REQID",
-    "subject": "NVCF-SUB",
-    "nca_id": "NVCF-NCAID",
-    "function_name": "NVCF-FUNCTION-NAME",
-    "function_id": "NVCF-FUNCTION-ID",
-    "function_version_id": "NVCF-FUNCTION-VERSION-ID",
-    "asset_dir": "NVCF-ASSET-DIR",
-    "large_output_dir": "NVCF-LARGE-OUTPUT-DIR",
-    "max_response_bytes": "NVCF-MAX-RESPONSE-SIZE-BYTES",
-    "nspect_id": "NVCF-NSPECTID",
-    "backend": "NVCF-BACKEND",
-    "instance_type": "NVCF-INSTANCETYPE",
-    "region": "NVCF-REGION",
-    "env": "NVCF-ENV",
-    "asset_ids": "NVCF-FUNCTION-ASSET-IDS",
-    "poll_seconds": "NVCF-POLL-SECONDS",
-}
+HEADER_NAMES: Mapping[str, str] = names.CONTEXT_HEADERS
 
 # Lower-cased header name -> field name: the only table a lookup touches.
 _FIELD_BY_HEADER = {header.lower(): name for name, header in HEADER_NAMES.items()}
 _FIELD_BY_SPELLING = {**_FIELD_BY_HEADER, **{h: n for n, h in HEADER_NAMES.items()}}
 
 # The identity NVCF also puts in the container's environment.
-_ENV_NAMES = {
-    "NVCF_BACKEND": "backend",
-    "NVCF_ENV": "env",
-    "NVCF_FUNCTION_ID": "function_id",
-    "NVCF_FUNCTION_NAME": "function_name",
-    "NVCF_FUNCTION_VERSION_ID": "function_version_id",
-    "NVCF_INSTANCETYPE": "instance_type",
-    "NVCF_NCA_ID": "nca_id",
-    "NVCF_REGION": "region",
-}
+_ENV_NAMES = {variable: field for field, variable in names.CONTEXT_ENVIRONMENT.items()}
 
 
 def _non_negative_int(field: str, raw: str) -> int:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from nvcf_helpers import names
 from nvcf_helpers.client import InvocationResult, NvcfClient, Progress
 from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
 
@@ -73,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll-seconds",
         type=int,
         metavar="N",
-        help="NVCF-POLL-SECONDS: how long each call waits for the result (NVCF: 60, max 300)",
+        help=f"{names.POLL_SECONDS}: how long each call waits for the result "
+        f"(NVCF: {names.DEFAULT_POLL_SECONDS}, max {names.MAX_POLL_SECONDS})",
     )
     parser.add_argument(
         "--header",
@@ -190,8 +192,10 @@ def run(args: argparse.Namespace) -> int:
     for asset in args.asset:
         if not Path(asset).is_file():
             raise InvalidInputError(f"--asset {asset}: no such file")
-    if args.poll_seconds is not None and not 0 <= args.poll_seconds <= 300:
-        raise InvalidInputError(f"--poll-seconds {args.poll_seconds}: NVCF takes 0 to 300")
+    if args.poll_seconds is not None and not 0 <= args.poll_seconds <= names.MAX_POLL_SECONDS:
+        raise InvalidInputError(
+            f"--poll-seconds {args.poll_seconds}: NVCF takes 0 to {names.MAX_POLL_SECONDS}"
+        )
     client = NvcfClient(args.base_url, args.api_key)
     function_id = args.function_id
     if function_id in (None, "", "-"):

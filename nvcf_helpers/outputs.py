@@ -18,14 +18,12 @@ from typing import BinaryIO, TypeVar
 
 from nvcf_helpers.context import RequestContext
 from nvcf_helpers.errors import MissingContextError, OutputError
-from nvcf_helpers.progress import PROGRESS_FILE
+from nvcf_helpers.names import LARGE_OUTPUT_DIR, PARTIAL_SUFFIX, PROGRESS_FILE
 
 __all__ = ["PARTIAL_SUFFIX", "large_output", "respond_or_spill", "spill_outputs"]
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-PARTIAL_SUFFIX = ".partial"
 
 
 def _check_name(name: object) -> str:
@@ -67,7 +65,7 @@ def large_output(ctx: RequestContext, name: str) -> Iterator[BinaryIO]:
     """
     name = _check_name(name)
     if ctx.large_output_dir is None:
-        raise MissingContextError("NVCF-LARGE-OUTPUT-DIR", "writing large outputs")
+        raise MissingContextError(LARGE_OUTPUT_DIR, "writing large outputs")
     directory = ctx.large_output_dir
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
@@ -130,9 +128,10 @@ def spill_outputs(
         if ctx.large_output_dir is None:
             _LOG.warning(
                 "the response (up to %d bytes) exceeds %d bytes, but the request has no "
-                "NVCF-LARGE-OUTPUT-DIR: answering inline",
+                "%s: answering inline",
                 total,
                 ctx.max_response_bytes,
+                LARGE_OUTPUT_DIR,
             )
             break
         with large_output(ctx, name + suffix) as stream:

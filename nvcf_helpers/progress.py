@@ -34,8 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nvcf_helpers import names
 from nvcf_helpers.context import RequestContext
 from nvcf_helpers.errors import MissingContextError, ProgressError
+from nvcf_helpers.names import MAX_PARTIAL_RESPONSE_BYTES, PROGRESS_FILE
 
 __all__ = [
     "MAX_PARTIAL_RESPONSE_BYTES",
@@ -45,9 +47,6 @@ __all__ = [
     "parse_progress",
 ]
 
-PROGRESS_FILE = "progress"
-#: A partial response must serialise to fewer bytes than this (NVCF: "under 250 KB").
-MAX_PARTIAL_RESPONSE_BYTES = 250 * 1000
 
 # Steps tried, in nanoseconds, when the filesystem rounds an mtime down.
 _MTIME_STEPS_NS = (1_000, 1_000_000, 10_000_000, 1_000_000_000, 2_000_000_000)
@@ -114,9 +113,9 @@ class ProgressReporter:
 
     def __init__(self, ctx: RequestContext) -> None:
         if ctx.large_output_dir is None:
-            raise MissingContextError("NVCF-LARGE-OUTPUT-DIR", "reporting progress")
+            raise MissingContextError(names.LARGE_OUTPUT_DIR, "reporting progress")
         if ctx.request_id is None:
-            raise MissingContextError("NVCF-REQID", "reporting progress")
+            raise MissingContextError(names.REQUEST_ID, "reporting progress")
         self._request_id = ctx.request_id
         self._directory = ctx.large_output_dir
         self.path: Path = ctx.large_output_dir / PROGRESS_FILE
@@ -183,7 +182,7 @@ def parse_progress(data: bytes | str, request_id: str) -> ProgressUpdate:
     if document.get("id") != request_id:
         raise ProgressError(
             f"progress file names request {document.get('id')!r}, not {request_id!r}: "
-            "write the id from NVCF-REQID"
+            f"write the id from {names.REQUEST_ID}"
         )
     progress = _check_progress(document.get("progress"))
     partial = document.get("partialResponse")

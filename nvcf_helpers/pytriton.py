@@ -21,7 +21,7 @@ What this adapter does for a PyTriton ``run.py``:
   ``with Triton(...)`` exits cleanly and leaves no ``~/.cache/pytriton``
   workspace behind.
 - :func:`serve` does all of the above, applies the libpython fix of
-  :func:`nvcf_helpers.tritonserver.apply_libpython_fix`, configures NVCF
+  :func:`nvcf_helpers.libpython.apply_libpython_fix`, configures NVCF
   logging, and serves until SIGTERM or Ctrl-C.
 
 A complete ``run.py``::
@@ -88,8 +88,9 @@ from typing import TYPE_CHECKING, Any
 
 from nvcf_helpers.context import RequestContext
 from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
+from nvcf_helpers.libpython import apply_libpython_fix
 from nvcf_helpers.log import configure_logging, log_request
-from nvcf_helpers.tritonserver import HEADER_FORWARD_PATTERN, apply_libpython_fix
+from nvcf_helpers.names import HEADER_FORWARD_PATTERN
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only
     from pytriton.triton import Triton, TritonConfig

@@ -36,19 +36,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.libpython import apply_libpython_fix, prepend_path_entry
+from nvcf_helpers.names import HEADER_FORWARD_PATTERN
 from nvcf_helpers.testing import free_port
 
 __all__ = [
@@ -64,9 +65,6 @@ __all__ = [
     "server_command",
     "server_environment",
 ]
-
-#: What NVCF requires on the Triton command line: forward every ``NVCF-*`` header.
-HEADER_FORWARD_PATTERN = "NVCF-.*"
 
 _INSTALL_HINT = "install it: pip install 'nvcf-helpers[pytriton]'"
 _TAIL_LINES = 200
@@ -181,41 +179,6 @@ def make_backend_directory(install: TritonInstall, destination: Path) -> Path:
     return destination
 
 
-def _prepend_path_entry(value: str | None, entry: str) -> str:
-    """``entry`` first in a colon-separated list, any other copy of it removed."""
-    parts = [part for part in (value or "").split(os.pathsep) if part and part != entry]
-    return os.pathsep.join([entry, *parts])
-
-
-def _libdir() -> str | None:
-    libdir = sysconfig.get_config_var("LIBDIR")
-    return libdir if isinstance(libdir, str) and os.path.isdir(libdir) else None
-
-
-def apply_libpython_fix(environ: MutableMapping[str, str] | None = None) -> None:
-    """Make a Triton started from this process load this interpreter's libpython.
-
-    The Python backend stub links ``libpython3.X.so.1.0``; unless told
-    otherwise the dynamic loader picks the system's copy, which may be a
-    different patch release than the running interpreter's standard library,
-    and model loading then fails (for example ``'_thread.RLock' object has no
-    attribute '_recursion_count'``). This puts the interpreter's ``LIBDIR``
-    first on ``LD_LIBRARY_PATH``. Calling it again changes nothing.
-
-    Args:
-        environ: the environment to change; ``os.environ`` by default (what
-            child processes such as PyTriton's ``tritonserver`` inherit).
-    """
-    target = os.environ if environ is None else environ
-    libdir = _libdir()
-    if libdir is None:  # a static interpreter: no shared libpython to pick
-        return
-    current = target.get("LD_LIBRARY_PATH")
-    fixed = _prepend_path_entry(current, libdir)
-    if fixed != current:
-        target["LD_LIBRARY_PATH"] = fixed
-
-
 def server_environment(
     install: TritonInstall, base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -228,11 +191,11 @@ def server_environment(
     """
     env = dict(os.environ if base is None else base)
     if install.libs.is_dir():
-        env["LD_LIBRARY_PATH"] = _prepend_path_entry(env.get("LD_LIBRARY_PATH"), str(install.libs))
+        env["LD_LIBRARY_PATH"] = prepend_path_entry(env.get("LD_LIBRARY_PATH"), str(install.libs))
     apply_libpython_fix(env)
     # The stub derives sys.prefix from the first python3 on PATH; use the
     # unresolved executable's directory so a virtualenv's packages are found.
-    env["PATH"] = _prepend_path_entry(env.get("PATH"), os.path.dirname(sys.executable))
+    env["PATH"] = prepend_path_entry(env.get("PATH"), os.path.dirname(sys.executable))
     return env
 
 

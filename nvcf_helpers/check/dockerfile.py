@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nvcf_helpers.check.finding import Finding
-from nvcf_helpers.context import HEADER_NAMES
 from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.names import CONTEXT_HEADERS, HEADER_FORWARD_PATTERN
 from nvcf_helpers.spec import RESERVED_PORTS
 
 __all__ = [
@@ -239,7 +239,7 @@ def _forwards_nvcf_headers(pattern: str) -> bool:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error:
         return False
-    return all(compiled.search(header) for header in HEADER_NAMES.values())
+    return all(compiled.search(header) for header in CONTEXT_HEADERS.values())
 
 
 def _check_triton_forwarding(path: Path, words: list[str], line: int) -> list[Finding]:
@@ -251,7 +251,7 @@ def _check_triton_forwarding(path: Path, words: list[str], line: int) -> list[Fi
                 line,
                 "tritonserver is started without --http-header-forward-pattern, so the model "
                 "never sees NVCF's request id, asset and output directories",
-                f"add '{_FORWARD_FLAG}', 'NVCF-.*' to the command",
+                f"add '{_FORWARD_FLAG}', '{HEADER_FORWARD_PATTERN}' to the command",
             )
         ]
     if not any(_forwards_nvcf_headers(pattern) for pattern in patterns):
@@ -260,7 +260,7 @@ def _check_triton_forwarding(path: Path, words: list[str], line: int) -> list[Fi
                 path,
                 line,
                 f"{_FORWARD_FLAG} {patterns[-1]!r} does not match every NVCF-* header",
-                "use the pattern NVCF-.*",
+                f"use the pattern {HEADER_FORWARD_PATTERN}",
             )
         ]
     return []
@@ -293,7 +293,7 @@ def _check_pytriton_forwarding(path: Path, script: Path, line: int) -> list[Find
             line,
             f"{script.name} starts PyTriton without http_header_forward_pattern, so the "
             "model never sees NVCF's headers",
-            "build its TritonConfig with http_header_forward_pattern='NVCF-.*' "
+            f"build its TritonConfig with http_header_forward_pattern='{HEADER_FORWARD_PATTERN}' "
             "(nvcf_helpers.pytriton does this for you)",
         )
     ]

@@ -38,9 +38,9 @@ import os
 import shutil
 from pathlib import Path
 
-from nvcf_helpers.context import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.launcher import LocalNvcf, LocalNvcfError
+from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import load_spec
 
 __all__ = ["LocalNvcf", "LocalNvcfError", "add_arguments", "run"]

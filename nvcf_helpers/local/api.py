@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from nvcf_helpers import names
 from nvcf_helpers.local.asset_store import AssetStore, UnknownAssetError
 from nvcf_helpers.local.function import FunctionStatus, LocalFunction
 from nvcf_helpers.local.store import Invocation, InvocationStore
@@ -34,9 +35,9 @@ __all__ = ["MAX_BODY_BYTES", "MAX_POLL_SECONDS", "build_app"]
 logger = logging.getLogger("nvcf_helpers.local")
 
 #: The largest invocation body NVCF accepts.
-MAX_BODY_BYTES = 5 * 1000 * 1000
-DEFAULT_POLL_SECONDS = 60
-MAX_POLL_SECONDS = 300
+MAX_BODY_BYTES = names.MAX_REQUEST_BODY_BYTES
+DEFAULT_POLL_SECONDS = names.DEFAULT_POLL_SECONDS
+MAX_POLL_SECONDS = names.MAX_POLL_SECONDS
 #: The largest asset S3 would take (5 GB).
 MAX_ASSET_BYTES = 5 * 1000 * 1000 * 1000
 
@@ -234,17 +235,17 @@ class LocalApi:
                     "already delivered to another caller",
                 )
             headers = dict(result.headers)
-            headers["NVCF-REQID"] = invocation.request_id
-            headers["NVCF-STATUS"] = result.nvcf_status
+            headers[names.REQUEST_ID] = invocation.request_id
+            headers[names.STATUS] = result.nvcf_status
             if result.zip_token is not None:
                 headers["Location"] = (
                     f"{request.scheme}://{request.host}/_local/results/{result.zip_token}"
                 )
             return web.Response(status=result.status, body=result.body, headers=headers)
         headers = {
-            "NVCF-REQID": invocation.request_id,
-            "NVCF-STATUS": invocation.state.value,
-            "NVCF-PERCENT-COMPLETE": str(invocation.progress),
+            names.REQUEST_ID: invocation.request_id,
+            names.STATUS: invocation.state.value,
+            names.PERCENT_COMPLETE: str(invocation.progress),
         }
         if invocation.partial_response is None:
             return web.Response(status=202, headers=headers)
@@ -254,7 +255,7 @@ class LocalApi:
         too_large = ApiError(
             413,
             f"the request body exceeds NVCF's limit of {MAX_BODY_BYTES} bytes: send large "
-            "inputs as assets (POST /v2/nvcf/assets, then NVCF-INPUT-ASSET-REFERENCES)",
+            f"inputs as assets (POST /v2/nvcf/assets, then {names.INPUT_ASSET_REFERENCES})",
         )
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
@@ -370,7 +371,7 @@ class LocalApi:
             raise ApiError(403, "the upload URL is not valid: create the asset again")
         for header, expected in (
             ("Content-Type", record.content_type),
-            ("x-amz-meta-nvcf-asset-description", record.description),
+            (names.ASSET_DESCRIPTION, record.description),
         ):
             sent = request.headers.get(header)
             if sent != expected:
@@ -401,16 +402,23 @@ class LocalApi:
 
 
 def _poll_seconds(request: web.Request) -> int:
-    raw = request.headers.get("NVCF-POLL-SECONDS")
+    raw = request.headers.get(names.POLL_SECONDS)
     if raw is None:
         return DEFAULT_POLL_SECONDS
     if not raw.strip().isdigit():
         raise ApiError(
-            400, f"header NVCF-POLL-SECONDS is {raw!r}: expected whole seconds, 0 to 300"
+            400,
+            f"header {names.POLL_SECONDS} is {raw!r}: expected whole seconds, "
+            f"0 to {MAX_POLL_SECONDS}",
         )
     seconds = int(raw)
     if seconds > MAX_POLL_SECONDS:
-        logger.warning("NVCF-POLL-SECONDS %d is over the maximum: waiting %d s", seconds, 300)
+        logger.warning(
+            "%s %d is over the maximum: waiting %d s",
+            names.POLL_SECONDS,
+            seconds,
+            MAX_POLL_SECONDS,
+        )
     return min(seconds, MAX_POLL_SECONDS)
 
 

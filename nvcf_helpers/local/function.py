@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nvcf_helpers import names
 from nvcf_helpers.spec import FunctionSpec
 
 __all__ = ["FunctionStatus", "LocalFunction"]
@@ -103,10 +104,11 @@ class LocalFunction:
                     entry,
                 )
                 continue
-            if entry["key"].startswith("NVCF_"):
+            if entry["key"].startswith(names.RESERVED_ENV_PREFIX):
                 logger.warning(
-                    "containerEnvironment %s ignored: the prefix NVCF_ is reserved by NVCF",
+                    "containerEnvironment %s ignored: the prefix %s is reserved by NVCF",
                     entry["key"],
+                    names.RESERVED_ENV_PREFIX,
                 )
                 continue
             value = entry.get("value")
@@ -116,13 +118,14 @@ class LocalFunction:
 
     def environment(self) -> dict[str, str]:
         """The ``NVCF_*`` identity variables NVCF sets in the container's environment."""
-        return {
-            "NVCF_BACKEND": "local",
-            "NVCF_ENV": "local",
-            "NVCF_FUNCTION_ID": self.function_id,
-            "NVCF_FUNCTION_NAME": self.spec.name,
-            "NVCF_FUNCTION_VERSION_ID": self.version_id,
-            "NVCF_INSTANCETYPE": "local",
-            "NVCF_NCA_ID": LOCAL_NCA_ID,
-            "NVCF_REGION": "local",
+        identity = {
+            "backend": "local",
+            "env": "local",
+            "function_id": self.function_id,
+            "function_name": self.spec.name,
+            "function_version_id": self.version_id,
+            "instance_type": "local",
+            "nca_id": LOCAL_NCA_ID,
+            "region": "local",
         }
+        return {names.CONTEXT_ENVIRONMENT[field]: value for field, value in identity.items()}

@@ -18,7 +18,6 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from nvcf_helpers.context import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.api import build_app
 from nvcf_helpers.local.asset_store import AssetStore
@@ -27,6 +26,7 @@ from nvcf_helpers.local.function import LocalFunction
 from nvcf_helpers.local.store import InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
 from nvcf_helpers.local.worker import Worker
+from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import FunctionSpec
 
 __all__ = ["API_LINE_PREFIX", "LocalServer", "ServeOptions", "serve"]

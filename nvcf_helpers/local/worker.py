@@ -30,7 +30,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from nvcf_helpers.context import HEADER_NAMES
+from nvcf_helpers import names
+from nvcf_helpers.context import HEADER_NAMES, RequestContext
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.function import LOCAL_NCA_ID, FunctionStatus, LocalFunction
 from nvcf_helpers.local.progress_watch import ProgressWatcher
@@ -43,9 +44,10 @@ __all__ = ["CONTRACT_WARNING_HEADER", "Forward", "Worker", "problem_body"]
 logger = logging.getLogger("nvcf_helpers.local")
 
 #: Response header that reports a contract violation found in a container's answer.
-CONTRACT_WARNING_HEADER = "NVCF-LOCAL-WARNING"
-POLL_HEADER = "nvcf-poll-seconds"
-ASSET_REFERENCES_HEADER = "NVCF-INPUT-ASSET-REFERENCES"
+CONTRACT_WARNING_HEADER = names.LOCAL_WARNING
+#: NVCF's worker sends the time left in the poll window in lower case.
+POLL_HEADER = names.POLL_SECONDS.lower()
+ASSET_REFERENCES_HEADER = names.INPUT_ASSET_REFERENCES
 
 # Client headers that never reach the container: the worker's own names (so a
 # caller cannot spoof them), the API's own headers, the caller's key, and
@@ -259,27 +261,25 @@ class Worker:
         )
         function = self.function
         poll_left = max(0, round(forward.poll_deadline - time.monotonic()))
-        worker_headers = {
-            "NVCF-REQID": invocation.request_id,
-            "NVCF-SUB": f"local.{function.function_id}",
-            "NVCF-NCAID": LOCAL_NCA_ID,
-            "NVCF-FUNCTION-NAME": function.spec.name,
-            "NVCF-FUNCTION-ID": function.function_id,
-            "NVCF-FUNCTION-VERSION-ID": function.version_id,
-            "NVCF-LARGE-OUTPUT-DIR": str(output_dir),
-            "NVCF-MAX-RESPONSE-SIZE-BYTES": str(self.max_response_bytes),
-            "NVCF-NSPECTID": "local",
-            "NVCF-BACKEND": "local",
-            "NVCF-INSTANCETYPE": "local",
-            "NVCF-REGION": "local",
-            "NVCF-ENV": "local",
-            POLL_HEADER: str(poll_left),
-        }
-        if function.spec.kind != "helm":
-            worker_headers["NVCF-ASSET-DIR"] = str(asset_dir)
-        if forward.asset_ids:
-            worker_headers["NVCF-FUNCTION-ASSET-IDS"] = ",".join(forward.asset_ids)
-        headers.update(worker_headers)
+        context = RequestContext(
+            request_id=invocation.request_id,
+            subject=f"local.{function.function_id}",
+            nca_id=LOCAL_NCA_ID,
+            function_name=function.spec.name,
+            function_id=function.function_id,
+            function_version_id=function.version_id,
+            asset_dir=None if function.spec.kind == "helm" else asset_dir,
+            large_output_dir=output_dir,
+            max_response_bytes=self.max_response_bytes,
+            nspect_id="local",
+            backend="local",
+            instance_type="local",
+            region="local",
+            env="local",
+            asset_ids=tuple(forward.asset_ids),
+        )
+        headers.update(context.to_headers())
+        headers[POLL_HEADER] = str(poll_left)
         return headers
 
     async def _package(
@@ -358,8 +358,8 @@ class Worker:
                     )
                 response = web.StreamResponse(status=reply.status)
                 response.content_type = reply.content_type
-                response.headers["NVCF-REQID"] = invocation.request_id
-                response.headers["NVCF-STATUS"] = "fulfilled"
+                response.headers[names.REQUEST_ID] = invocation.request_id
+                response.headers[names.STATUS] = "fulfilled"
                 response.headers["Cache-Control"] = "no-cache"
                 await response.prepare(request)
                 try:
@@ -417,8 +417,8 @@ def _container_error(invocation: Invocation, status: int, body: bytes) -> Result
 
 def _to_response(result: Result, invocation: Invocation) -> web.Response:
     response = web.Response(status=result.status, body=result.body, headers=result.headers)
-    response.headers["NVCF-REQID"] = invocation.request_id
-    response.headers["NVCF-STATUS"] = result.nvcf_status
+    response.headers[names.REQUEST_ID] = invocation.request_id
+    response.headers[names.STATUS] = result.nvcf_status
     return response
 
 
@@ -437,7 +437,7 @@ def _zip(zip_path: Path, request_id: str, body: bytes, output_dir: Path, files: 
     with zipfile.ZipFile(
         zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
     ) as bundle:
-        bundle.writestr(f"{request_id}.response", body)
+        bundle.writestr(names.response_member(request_id), body)
         for name in files:
             bundle.write(output_dir / name, name)
 
