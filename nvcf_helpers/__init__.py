@@ -1,11 +1,13 @@
 """nvcf_helpers: the NVIDIA Cloud Functions container contract, in Python.
 
-Importing this package imports only the standard library; the adapters
-(``nvcf_helpers.triton_backend``, ``nvcf_helpers.pytriton``), the client and
-the command line import what they need when they are used.
+This is the runtime's public API, what an inference container imports; it
+needs only the standard library. The developer's tools (client, local NVCF,
+checks, templates, the Triton launcher) live in subpackages.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from nvcf_helpers.assets import asset_path, list_assets, open_asset, read_asset
 from nvcf_helpers.context import DEFAULT_MAX_RESPONSE_BYTES, HEADER_NAMES, RequestContext
@@ -32,7 +34,30 @@ from nvcf_helpers.progress import (
     parse_progress,
 )
 from nvcf_helpers.secrets import Secrets, load_secrets
-from nvcf_helpers.spec import FunctionSpec, HealthCheck, load_spec, parse_spec
+
+if TYPE_CHECKING:  # tooling, not runtime: see __getattr__
+    from nvcf_helpers.spec import FunctionSpec as FunctionSpec
+    from nvcf_helpers.spec import HealthCheck as HealthCheck
+    from nvcf_helpers.spec import load_spec as load_spec
+    from nvcf_helpers.spec import parse_spec as parse_spec
+
+# Function definitions are developer tooling, never copied into a container;
+# their old import path from the package root still works, on demand.
+_TOOLING = {
+    "FunctionSpec": "nvcf_helpers.spec",
+    "HealthCheck": "nvcf_helpers.spec",
+    "load_spec": "nvcf_helpers.spec",
+    "parse_spec": "nvcf_helpers.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _TOOLING.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nvcf_helpers' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
 
 
 def _version() -> str:
@@ -55,9 +80,7 @@ __all__ = [
     "PROGRESS_FILE",
     "AssetError",
     "AssetNotFoundError",
-    "FunctionSpec",
     "HeaderError",
-    "HealthCheck",
     "InputError",
     "InvalidInputError",
     "MissingContextError",
@@ -77,11 +100,9 @@ __all__ = [
     "large_output",
     "list_assets",
     "load_secrets",
-    "load_spec",
     "log_request",
     "open_asset",
     "parse_progress",
-    "parse_spec",
     "read_asset",
     "respond_or_spill",
     "spill_outputs",

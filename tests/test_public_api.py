@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import nvcf_helpers
 
 # The public surface, pinned: adding or removing a name is a deliberate change here.
@@ -18,9 +20,7 @@ EXPECTED_ALL = [
     "PROGRESS_FILE",
     "AssetError",
     "AssetNotFoundError",
-    "FunctionSpec",
     "HeaderError",
-    "HealthCheck",
     "InputError",
     "InvalidInputError",
     "MissingContextError",
@@ -40,11 +40,9 @@ EXPECTED_ALL = [
     "large_output",
     "list_assets",
     "load_secrets",
-    "load_spec",
     "log_request",
     "open_asset",
     "parse_progress",
-    "parse_spec",
     "read_asset",
     "respond_or_spill",
     "spill_outputs",
@@ -105,6 +103,42 @@ class TestAll:
         from importlib.metadata import version
 
         assert nvcf_helpers.__version__ == version("nvcf-helpers")
+
+
+class TestToolingStaysOut:
+    """Function definitions are tooling: reachable from the root, never imported by it."""
+
+    def test_old_paths_still_work(self) -> None:
+        """``from nvcf_helpers import FunctionSpec`` still gives the spec module's class."""
+        from nvcf_helpers import FunctionSpec, load_spec
+        from nvcf_helpers.spec import FunctionSpec as Spec
+        from nvcf_helpers.spec import load_spec as load
+
+        assert FunctionSpec is Spec
+        assert load_spec is load
+
+    def test_unknown_names_are_attribute_errors(self) -> None:
+        """A misspelt name fails as any module attribute does."""
+        with pytest.raises(AttributeError, match="no attribute 'FunctionSpecs'"):
+            _ = nvcf_helpers.FunctionSpecs  # type: ignore[attr-defined]
+
+    def test_importing_the_runtime_imports_no_tooling(self) -> None:
+        """``import nvcf_helpers`` in a fresh interpreter loads no spec, client or launcher."""
+        result = subprocess.run(
+            [sys.executable, "-c", IMPORT_PROBE],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        added = set(json.loads(result.stdout)["added"])
+        assert "nvcf_helpers.context" in added
+        assert not added & {
+            "nvcf_helpers.spec",
+            "nvcf_helpers.testing",
+            "nvcf_helpers.tritonserver",
+            "nvcf_helpers.client",
+        }
 
 
 class TestStandardLibraryOnly:

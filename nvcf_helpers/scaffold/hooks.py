@@ -30,10 +30,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.scaffold.tensors import TemplateInputError, check_distinct, parse_tensors
 
 __all__ = [
     "ERRORS_FILE_ENV",
+    "RUNTIME_MODULES",
     "VENDOR_ROOTS",
     "post_gen",
     "pre_gen",
@@ -53,6 +55,25 @@ VENDOR_ROOTS: Mapping[str, tuple[str, ...]] = {
     "pytriton-container": ("__init__", "pytriton"),
 }
 
+#: What may travel into a container: the runtime and its two adapters. The
+#: Triton launcher, the testing helpers and function definitions never do.
+RUNTIME_MODULES = frozenset(
+    {
+        "__init__",
+        "assets",
+        "context",
+        "errors",
+        "libpython",
+        "log",
+        "names",
+        "outputs",
+        "progress",
+        "pytriton",
+        "secrets",
+        "triton_backend",
+    }
+)
+
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _TRITON_VERSION = re.compile(r"^(\d{2})\.(\d{2})$")
@@ -64,11 +85,25 @@ def _package_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (never run)."""
+    found: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def _imports_of(module_path: Path) -> set[str]:
-    """The ``nvcf_helpers`` modules a module imports (at any depth in its code)."""
+    """The ``nvcf_helpers`` modules a module imports when it runs (at any depth)."""
     tree = ast.parse(module_path.read_text(encoding="utf-8"))
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             parts = node.module.split(".")
             if parts[0] == "nvcf_helpers":
@@ -93,19 +128,29 @@ def vendored_modules(roots: Iterable[str], package: Path | None = None) -> list[
 
     Returns:
         File names such as ``context.py``, sorted.
+
+    Raises:
+        NvcfHelperError: a runtime module imports developer tooling, which
+            must never travel into a container.
     """
     package = package or _package_dir()
-    pending = list(roots)
+    pending = [(root, "the template") for root in roots]
     seen: set[str] = set()
     while pending:
-        name = pending.pop()
+        name, importer = pending.pop()
         if name in seen:
             continue
         path = package / f"{name}.py"
         if not path.is_file():
             continue  # a name imported from __init__, not a module
+        if name not in RUNTIME_MODULES:
+            raise NvcfHelperError(
+                f"{importer} imports nvcf_helpers.{name}, which is developer tooling: "
+                "a container may import only the runtime "
+                f"({', '.join(sorted(RUNTIME_MODULES))})"
+            )
         seen.add(name)
-        pending.extend(_imports_of(path) - seen)
+        pending.extend((found, f"nvcf_helpers.{name}") for found in _imports_of(path) - seen)
     return sorted(f"{name}.py" for name in seen)
 
 

@@ -26,8 +26,26 @@ from cookiecutter.exceptions import FailedHookException
 from template_support import CUSTOM_IO, TEMPLATES, bake_ok
 
 from nvcf_helpers.check import check_paths
+from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.scaffold.hooks import VENDOR_ROOTS, vendored_modules
 from nvcf_helpers.spec import load_spec
+
+# What a generated project carries into its container: the runtime, never tooling.
+_RUNTIME = [
+    "__init__.py",
+    "assets.py",
+    "context.py",
+    "errors.py",
+    "log.py",
+    "names.py",
+    "outputs.py",
+    "progress.py",
+    "secrets.py",
+]
+VENDORED = {
+    "triton-model": sorted([*_RUNTIME, "triton_backend.py"]),
+    "pytriton-container": sorted([*_RUNTIME, "libpython.py", "pytriton.py"]),
+}
 
 MATRIX: list[tuple[str, dict[str, str]]] = [
     ("triton-model", {}),
@@ -184,28 +202,50 @@ class TestModelRepository:
         names = {p.name for p in (TEMPLATES / "triton-container").rglob("*") if p.is_file()}
         assert not names & {"config.pbtxt", "model.py", "client.py", "test_model.py"}
 
-    def test_vendored_helpers_import_alone(self, cookies: Any, tmp_path: Path) -> None:
-        """The copy in the version directory imports with nothing else on the path."""
-        project = bake_ok(cookies, "triton-model", long_running="yes")
-        version = project / "model_repository" / "my_model" / "1"
-        names = sorted(p.name for p in (version / "nvcf_helpers").glob("*.py"))
-        assert names == vendored_modules(VENDOR_ROOTS["triton-model"])
-        assert "triton_backend.py" in names
+    @pytest.mark.parametrize(
+        ("template", "where", "adapter"),
+        [
+            ("triton-model", "model_repository/my_model/1", "triton_backend"),
+            ("pytriton-container", ".", "pytriton"),
+        ],
+    )
+    def test_vendored_runtime_is_exactly_pinned(
+        self, cookies: Any, tmp_path: Path, template: str, where: str, adapter: str
+    ) -> None:
+        """The project gets the runtime and its adapter, nothing else, and it imports alone."""
+        project = bake_ok(cookies, template, long_running="yes")
+        copy = project / where / "nvcf_helpers"
+        names = sorted(p.name for p in copy.glob("*.py"))
+        assert names == VENDORED[template]
+        assert names == vendored_modules(VENDOR_ROOTS[template])
         code = (
             "import sys; sys.path.insert(0, sys.argv[1]); "
-            "import nvcf_helpers, nvcf_helpers.triton_backend; "
+            f"import nvcf_helpers, nvcf_helpers.{adapter}; "
             "from nvcf_helpers import ProgressReporter, large_output; print(nvcf_helpers.__file__)"
         )
         # -I: isolated, -S: no site-packages, so only the standard library and the copy
         result = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", code, str(version)],
+            [sys.executable, "-I", "-S", "-c", code, str(copy.parent)],
             capture_output=True,
             text=True,
             cwd=tmp_path,
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == str(version / "nvcf_helpers" / "__init__.py")
+        assert result.stdout.strip() == str(copy / "__init__.py")
+
+    def test_vendoring_refuses_tooling(self, tmp_path: Path) -> None:
+        """A runtime module that imports developer tooling stops the copy, naming both."""
+        for name, body in {
+            "__init__.py": "from nvcf_helpers import context\n",
+            "context.py": "from nvcf_helpers.testing import free_port\n",
+            "testing.py": "",
+        }.items():
+            (tmp_path / name).write_text(body, encoding="utf-8")
+        with pytest.raises(
+            NvcfHelperError, match=r"nvcf_helpers.context imports nvcf_helpers.testing"
+        ):
+            vendored_modules(["__init__"], tmp_path)
 
 
 def _python_3_10() -> str | None:
@@ -274,10 +314,6 @@ class TestPyTritonContainer:
                 source = line.split()[-2]
                 assert (project / source).exists(), line
         assert (project / "nvcf_helpers" / "pytriton.py").is_file()
-        assert {p.name for p in (project / "nvcf_helpers").glob("*.py")} >= {
-            "__init__.py",
-            "tritonserver.py",
-        }
 
     def test_requirements_pin_pytriton(self, cookies: Any) -> None:
         """requirements.txt pins nvidia-pytriton to one release."""
