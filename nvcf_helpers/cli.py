@@ -22,9 +22,9 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("nvcf_helpers.scaffold", "generate a function project from a template"),
     "check": ("nvcf_helpers.check", "check a model repository, Dockerfile or function.json"),
-    "serve": ("nvcf_helpers.serve", "serve a Triton model repository on this machine"),
+    "serve": ("nvcf_helpers.triton.cli", "serve a Triton model repository on this machine"),
     "local": ("nvcf_helpers.local", "run a function behind a local NVCF"),
-    "invoke": ("nvcf_helpers.invoke", "invoke a function and wait for its result"),
+    "invoke": ("nvcf_helpers.client.invoke", "invoke a function and wait for its result"),
 }
 
 # Optional extra that provides each third-party module a command may need.

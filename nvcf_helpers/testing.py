@@ -5,9 +5,6 @@ Standard library only, so a generated project's own tests can use them.
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,16 +12,9 @@ import uuid
 from pathlib import Path
 
 from nvcf_helpers.context import RequestContext
+from nvcf_helpers.process import free_port, stop_process
 
 __all__ = ["fake_request", "free_port", "stop_process", "wait_for_http"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port the OS reports free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_http(
@@ -76,17 +66,3 @@ def fake_request(root: Path, **fields: object) -> RequestContext:
     }
     values.update(fields)
     return RequestContext(**values)  # type: ignore[arg-type]
-
-
-def stop_process(
-    process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 30.0
-) -> None:
-    """Stop a server started for a test: SIGTERM by pid, then SIGKILL after ``timeout`` s."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

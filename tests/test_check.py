@@ -95,6 +95,11 @@ class TestDockerfile:
                 "tritonserver is started without --http-header-forward-pattern",
             ),
             ("narrow_forwarding.Dockerfile", 4, "'NVCF-REQID' does not match every NVCF-* header"),
+            (
+                "no_exit_timeout.Dockerfile",
+                6,
+                "tritonserver waits 30 s (its default) for open connections",
+            ),
             ("reserved_port.Dockerfile", 4, "EXPOSE uses port 8080, which NVCF reserves"),
             ("reserved_port_flag.Dockerfile", 4, "the server command uses port 8010"),
             ("root.Dockerfile", 1, "the container runs as root: there is no USER instruction"),

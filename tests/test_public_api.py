@@ -136,7 +136,7 @@ class TestToolingStaysOut:
         assert not added & {
             "nvcf_helpers.spec",
             "nvcf_helpers.testing",
-            "nvcf_helpers.tritonserver",
+            "nvcf_helpers.triton",
             "nvcf_helpers.client",
         }
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from nvcf_helpers.errors import HeaderError, InputError, InvalidInputError
+from nvcf_helpers.triton.server import TritonServer
 from nvcf_helpers.triton_backend import (
     _error_code_and_message,
     context_from_request,
@@ -29,7 +30,6 @@ from nvcf_helpers.triton_backend import (
     scalar_input,
     scalar_inputs,
 )
-from nvcf_helpers.tritonserver import TritonServer
 
 REPOSITORY = Path(__file__).parent / "fixtures" / "triton_repository"
 

@@ -1,4 +1,4 @@
-"""Tests for nvcf_helpers.tritonserver: locating, preparing and running tritonserver."""
+"""Tests for nvcf_helpers.triton.server: locating, preparing and running tritonserver."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nvcf_helpers.tritonserver import (
+from nvcf_helpers.triton.server import (
     HEADER_FORWARD_PATTERN,
     TritonServer,
     TritonServerError,
@@ -49,7 +49,7 @@ class TestFindTriton:
     def test_does_not_import_pytriton(self) -> None:
         """Locating Triton leaves pytriton unimported (it is slow and pulls in numpy)."""
         code = (
-            "import sys; from nvcf_helpers.tritonserver import find_triton; find_triton(); "
+            "import sys; from nvcf_helpers.triton.server import find_triton; find_triton(); "
             "print('pytriton' in sys.modules, 'numpy' in sys.modules)"
         )
         out = subprocess.run(
@@ -61,7 +61,7 @@ class TestFindTriton:
         """Without site-packages (so without pytriton) the error names the extra to install."""
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-            "from nvcf_helpers.tritonserver import find_triton, TritonNotInstalledError\n"
+            "from nvcf_helpers.triton.server import find_triton, TritonNotInstalledError\n"
             "try:\n    find_triton()\nexcept TritonNotInstalledError as exc:\n    print(exc)"
         )
         out = subprocess.run(

@@ -24,20 +24,23 @@ from nvcf_helpers.check.finding import Finding
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.names import CONTEXT_HEADERS, HEADER_FORWARD_PATTERN
 from nvcf_helpers.spec import RESERVED_PORTS
+from nvcf_helpers.triton.command import TritonCommand
 
 __all__ = [
     "HadolintNotFoundError",
     "Instruction",
     "check_dockerfile",
     "find_hadolint",
+    "image_command",
     "is_dockerfile",
     "parse_dockerfile",
     "served_http_ports",
-    "server_command",
 ]
 
 _HADOLINT_WIKI = "https://github.com/hadolint/hadolint/wiki/"
-_FORWARD_FLAG = "--http-header-forward-pattern"
+_DOCKER_STOP_GRACE_SECONDS = 10
+# What a Triton image's CMD should be: the one our templates write.
+_CMD_FIX = f"start it as the templates do: CMD {TritonCommand.for_image().exec_form()}"
 _ROOT_USERS = frozenset({"root", "0"})
 _NOT_DOCKERFILE_SUFFIXES = frozenset({".py", ".md", ".txt", ".json", ".sh", ".pyc"})
 
@@ -201,7 +204,7 @@ def _last(instructions: list[Instruction], keyword: str) -> Instruction | None:
     return found
 
 
-def server_command(instructions: list[Instruction]) -> tuple[list[str], Instruction | None]:
+def image_command(instructions: list[Instruction]) -> tuple[list[str], Instruction | None]:
     """What the final image runs: ENTRYPOINT's words then CMD's, and the last of the two.
 
     Words that are themselves command lines (``sh -c "tritonserver ..."``)
@@ -225,14 +228,6 @@ def server_command(instructions: list[Instruction]) -> tuple[list[str], Instruct
     return expanded, where
 
 
-def _flag_values(words: list[str], flag: str) -> Iterator[str]:
-    for index, word in enumerate(words):
-        if word == flag and index + 1 < len(words):
-            yield words[index + 1]
-        elif word.startswith(flag + "="):
-            yield word[len(flag) + 1 :]
-
-
 def _forwards_nvcf_headers(pattern: str) -> bool:
     """Whether Triton's forward pattern (case-insensitive, unanchored) matches every NVCF header."""
     try:
@@ -242,28 +237,53 @@ def _forwards_nvcf_headers(pattern: str) -> bool:
     return all(compiled.search(header) for header in CONTEXT_HEADERS.values())
 
 
-def _check_triton_forwarding(path: Path, words: list[str], line: int) -> list[Finding]:
-    patterns = list(_flag_values(words, _FORWARD_FLAG))
-    if not patterns:
-        return [
+def _triton_command(words: list[str]) -> TritonCommand | None:
+    """The image's ``tritonserver`` command as the model reads it (``None``: unreadable)."""
+    start = next(i for i, word in enumerate(words) if Path(word).name == "tritonserver")
+    try:
+        return TritonCommand.parse(words[start:])
+    except ValueError:
+        return None
+
+
+def _check_triton_command(path: Path, words: list[str], line: int) -> list[Finding]:
+    command = _triton_command(words)
+    if command is None:
+        return [Finding(path, line, "the tritonserver command cannot be read", _CMD_FIX)]
+    findings = []
+    pattern = command.http_forward_pattern
+    if pattern is None:
+        findings.append(
             Finding(
                 path,
                 line,
                 "tritonserver is started without --http-header-forward-pattern, so the model "
                 "never sees NVCF's request id, asset and output directories",
-                f"add '{_FORWARD_FLAG}', '{HEADER_FORWARD_PATTERN}' to the command",
+                _CMD_FIX,
             )
-        ]
-    if not any(_forwards_nvcf_headers(pattern) for pattern in patterns):
-        return [
+        )
+    elif not _forwards_nvcf_headers(pattern):
+        findings.append(
             Finding(
                 path,
                 line,
-                f"{_FORWARD_FLAG} {patterns[-1]!r} does not match every NVCF-* header",
+                f"--http-header-forward-pattern {pattern!r} does not match every NVCF-* header",
                 f"use the pattern {HEADER_FORWARD_PATTERN}",
             )
-        ]
-    return []
+        )
+    timeout = command.exit_timeout_seconds
+    if timeout is None or timeout >= _DOCKER_STOP_GRACE_SECONDS:
+        waited = "30 s (its default)" if timeout is None else f"{timeout} s"
+        findings.append(
+            Finding(
+                path,
+                line,
+                f"after docker stop's SIGTERM tritonserver waits {waited} for open connections, "
+                "which NVCF's worker keeps open: it is killed after 10 s instead of exiting",
+                _CMD_FIX,
+            )
+        )
+    return findings
 
 
 def _script_of(words: list[str], context: Path) -> Path | None:
@@ -381,7 +401,7 @@ def check_dockerfile(path: Path, *, hadolint: bool = True) -> list[Finding]:
             Finding(path, 1, "there is no FROM instruction", "start with FROM <base image>")
         )
         return sorted(findings)
-    words, command = server_command(instructions)
+    words, command = image_command(instructions)
     if command is None:
         findings.append(
             Finding(
@@ -405,7 +425,7 @@ def check_dockerfile(path: Path, *, hadolint: bool = True) -> list[Finding]:
                     )
                 )
         if any(Path(word).name == "tritonserver" for word in words):
-            findings.extend(_check_triton_forwarding(path, words, command.line))
+            findings.extend(_check_triton_command(path, words, command.line))
         else:
             script = _script_of(words, path.parent)
             if script is not None:
@@ -426,10 +446,11 @@ def served_http_ports(path: Path) -> set[int]:
         instructions = parse_dockerfile(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return set()
-    words, _ = server_command(instructions)
-    flagged = {int(v) for v in _flag_values(words, "--http-port") if v.isdigit()}
-    if flagged:
-        return flagged
+    words, _ = image_command(instructions)
+    if any(Path(word).name == "tritonserver" for word in words):
+        command = _triton_command(words)
+        if command is not None and command.http_port is not None:
+            return {command.http_port}
     exposed: set[int] = set()
     for instruction in instructions:
         if instruction.keyword in ("ENV", "ARG"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from typing import IO, Any
 
 from nvcf_helpers.client import NvcfClient
 from nvcf_helpers.errors import NvcfHelperError
-from nvcf_helpers.local.lifetime import parent_death_signal
+from nvcf_helpers.process import parent_death_signal, stop_process
 from nvcf_helpers.spec import FunctionSpec
 
 __all__ = ["LocalNvcf", "LocalNvcfError"]
@@ -224,14 +223,7 @@ class LocalNvcf:
         """Stop it (SIGTERM; it stops its container first) and return its exit status."""
         returncode = None
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-            returncode = self.process.returncode
+            returncode = stop_process(self.process, timeout)
         if self._output_file is not None:
             self._output_file.close()
             self._output_file = None

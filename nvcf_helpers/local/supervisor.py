@@ -22,7 +22,7 @@ import aiohttp
 
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.function import FunctionStatus, LocalFunction
-from nvcf_helpers.local.lifetime import parent_death_signal
+from nvcf_helpers.process import parent_death_signal
 
 __all__ = ["Supervisor"]
 

@@ -1,6 +1,8 @@
-"""The Jinja extension the templates load (``_extensions`` in ``cookiecutter.json``).
+"""The Jinja extensions the templates load (``_extensions`` in ``cookiecutter.json``).
 
-It adds one filter, ``tensors``, that turns a declaration such as
+``TritonExtension`` adds ``triton_image_cmd``: the Triton images' CMD, from
+:class:`~nvcf_helpers.triton.command.TritonCommand`. ``TensorExtension`` adds
+one filter, ``tensors``, that turns a declaration such as
 ``"INPUT0:FP32:[-1]"`` into a list of :class:`~nvcf_helpers.scaffold.tensors.TensorSpec`,
 so each template file writes tensors in its own language (``config.pbtxt``,
 PyTriton ``Tensor``, tritonclient ``InferInput``) from one parser. Input is
@@ -13,8 +15,9 @@ from jinja2 import Environment
 from jinja2.ext import Extension
 
 from nvcf_helpers.scaffold.tensors import TensorSpec, parse_tensors
+from nvcf_helpers.triton.command import TritonCommand
 
-__all__ = ["TensorExtension"]
+__all__ = ["TensorExtension", "TritonExtension"]
 
 
 def _tensors(text: str) -> list[TensorSpec]:
@@ -27,3 +30,11 @@ class TensorExtension(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["tensors"] = _tensors
+
+
+class TritonExtension(Extension):
+    """Registers ``triton_image_cmd``, the exec-form CMD of a Triton image."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals["triton_image_cmd"] = TritonCommand.for_image().exec_form()

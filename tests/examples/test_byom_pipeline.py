@@ -21,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from nvcf_helpers import RequestContext, parse_progress
 from nvcf_helpers.testing import fake_request, free_port, wait_for_http
-from nvcf_helpers.tritonserver import (
+from nvcf_helpers.triton.server import (
     find_triton,
     make_backend_directory,
     server_command,

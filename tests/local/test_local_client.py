@@ -136,7 +136,7 @@ class TestClientOffline:
     def test_imports_stay_light(self) -> None:
         """Importing the package, client, invoke and the local launcher never imports aiohttp."""
         code = (
-            "import sys, nvcf_helpers, nvcf_helpers.client, nvcf_helpers.invoke, "
+            "import sys, nvcf_helpers, nvcf_helpers.client, nvcf_helpers.client.invoke, "
             "nvcf_helpers.local; print('aiohttp' in sys.modules)"
         )
         out = subprocess.run(

@@ -11,7 +11,7 @@ from local_support import API_KEY
 
 from nvcf_helpers import cli
 from nvcf_helpers.client import Progress
-from nvcf_helpers.invoke import ProgressBar
+from nvcf_helpers.client.invoke import ProgressBar
 from nvcf_helpers.local import LocalNvcf
 from nvcf_helpers.testing import free_port
 

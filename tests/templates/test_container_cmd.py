@@ -18,14 +18,11 @@ from pathlib import Path
 import pytest
 
 from nvcf_helpers.scaffold import generate
-from nvcf_helpers.tritonserver import TritonServer
+from nvcf_helpers.triton import TritonCommand, TritonServer
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DOCKERFILE = (
-    ROOT / "templates" / "triton-container" / "{{cookiecutter.project_name}}" / "Dockerfile"
-)
 
 
 def _cmd(dockerfile: Path) -> list[str]:
@@ -66,15 +63,12 @@ class TestTritonContainerCmd:
         assert _serve_and_stop(project / "model_repository", flags) < 10
 
     @pytest.mark.parametrize("example", ["digits", "pipeline"])
-    def test_byom_example_cmd_is_accepted(self, example: str) -> None:
-        """The BYOM examples' image CMD has only flags tritonserver accepts."""
+    def test_byom_example_cmd_is_the_model(self, example: str) -> None:
+        """The BYOM examples' image CMD is the one TritonCommand writes, word for word."""
         dockerfile = ROOT / "examples" / "byom" / example / "Dockerfile"
-        assert _image_flags(_cmd(dockerfile)) == _image_flags(
-            _cmd(
-                ROOT
-                / "templates"
-                / "triton-container"
-                / "{{cookiecutter.project_name}}"
-                / "Dockerfile"
-            )
-        )
+        assert _cmd(dockerfile) == TritonCommand.for_image().argv()
+
+    def test_generated_cmd_reads_back_as_the_model(self, tmp_path: Path) -> None:
+        """check reads the generated CMD back into the same TritonCommand it came from."""
+        project = generate("triton-container", tmp_path, no_input=True)
+        assert TritonCommand.parse(_cmd(project / "Dockerfile")) == TritonCommand.for_image()

@@ -1,2 +1,2 @@
 FROM nvcr.io/nvidia/tritonserver:24.08-py3
-CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*"]
+CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*", "--exit-timeout-secs=5"]

@@ -3,4 +3,4 @@ RUN useradd --create-home app
 USER app
 RUN echo built
 USER root
-CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*"]
+CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*", "--exit-timeout-secs=5"]

@@ -3,4 +3,4 @@ RUN useradd --create-home app
 COPY --chown=app model_repository /models
 USER app
 EXPOSE 8000
-CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*"]
+CMD ["tritonserver", "--model-repository=/models", "--http-header-forward-pattern", "NVCF-.*", "--exit-timeout-secs=5"]

@@ -22,7 +22,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """
     pytest.importorskip("tritonclient.http", reason="pip install 'nvcf-helpers[triton]'")
     tritonserver = pytest.importorskip(
-        "nvcf_helpers.tritonserver", reason="pip install 'nvcf-helpers[pytriton]'"
+        "nvcf_helpers.triton", reason="pip install 'nvcf-helpers[pytriton]'"
     )
     repository = tmp_path_factory.mktemp("served") / "model_repository"
     shutil.copytree(PROJECT / "model_repository", repository)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from nvcf_helpers import names
-from nvcf_helpers.client import InvocationResult, NvcfClient, Progress
+from nvcf_helpers.client.api import InvocationResult, NvcfClient, Progress
 from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
 
 __all__ = ["DEFAULT_LOCAL_URL", "ProgressBar", "add_arguments", "run"]

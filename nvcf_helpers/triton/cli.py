@@ -2,7 +2,7 @@
 
 Runs the ``tritonserver`` shipped in the nvidia-pytriton wheel in the
 foreground, with NVCF header forwarding and the set-up of
-:mod:`nvcf_helpers.tritonserver`, so a model-only (BYOM) function can be run
+:mod:`nvcf_helpers.triton.server`, so a model-only (BYOM) function can be run
 and tested without Docker or a GPU::
 
     nvcf-helpers serve model_repository --http-port 8000
@@ -24,7 +24,13 @@ import socket
 import time
 from types import FrameType
 
-from nvcf_helpers.tritonserver import TritonServer, TritonServerError, list_models
+from nvcf_helpers.triton.command import EXIT_TIMEOUT_SECONDS
+from nvcf_helpers.triton.server import (
+    TritonServer,
+    TritonServerError,
+    configs_are_complete,
+    list_models,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--disable-auto-complete-config",
         action="store_true",
-        help="start faster; every model then needs a complete config.pbtxt",
+        help="skip Triton's config auto-complete even where a config looks incomplete "
+        "(it is skipped anyway when every config.pbtxt is complete)",
     )
     parser.add_argument(
         "--log-verbose", type=int, default=0, metavar="N", help="tritonserver verbose log level"
@@ -48,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exit-timeout",
         type=int,
-        default=5,
+        default=EXIT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="on Ctrl-C/SIGTERM, wait this long for in-flight requests and open client "
-        "connections (tritonserver's own default is 30; default 5)",
+        f"connections (tritonserver's own default is 30; default {EXIT_TIMEOUT_SECONDS})",
     )
     parser.add_argument(
         "--ready-timeout",
@@ -92,15 +99,15 @@ def run(args: argparse.Namespace) -> int:
     _check_port_free(args.host, args.grpc_port, "--grpc-port")
     # An idle keep-alive connection holds tritonserver's exit for the whole
     # exit timeout, so Ctrl-C would take 30 s with a client still connected.
-    extra = [f"--exit-timeout-secs={args.exit_timeout}"]
-    if args.log_verbose:
-        extra.append(f"--log-verbose={args.log_verbose}")
+    extra = [f"--log-verbose={args.log_verbose}"] if args.log_verbose else []
+    complete = args.disable_auto_complete_config or configs_are_complete(args.model_repository)
     server = TritonServer(
         args.model_repository,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         host=args.host,
-        disable_auto_complete_config=args.disable_auto_complete_config,
+        disable_auto_complete_config=complete,
+        exit_timeout_seconds=args.exit_timeout,
         extra_args=extra,
         # Straight to our stdout: no thread copying a line per logged request.
         inherit_output=True,
