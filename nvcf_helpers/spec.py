@@ -11,34 +11,51 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from nvcf_helpers.errors import SpecError
+from nvcf_helpers.names import DEFAULT_PORT, RESERVED_PORTS
 
 __all__ = [
     "RESERVED_PORTS",
     "FunctionSpec",
     "HealthCheck",
     "ModelRef",
+    "format_duration",
     "load_spec",
     "parse_duration",
     "parse_spec",
 ]
 
-#: Ports NVCF's own processes use inside the function's pod.
-RESERVED_PORTS = frozenset({8080, 8010})
-
-DEFAULT_PORT = 8000
 DEFAULT_HEALTH_URI = "/v2/health/ready"
 DEFAULT_HEALTH_TIMEOUT_SECONDS = 10.0
+
+# The keys FunctionSpec has fields for; others are carried through as written.
+_MODELLED_KEYS = frozenset(
+    {
+        "name",
+        "inferenceUrl",
+        "inferencePort",
+        "health",
+        "containerImage",
+        "models",
+        "helmChart",
+        "apiBodyFormat",
+    }
+)
 
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
+
+
+def format_duration(seconds: float) -> str:
+    """An ISO-8601 duration for ``seconds``, as NVCF writes it (``PT10S``)."""
+    return f"PT{seconds:g}S"
 
 
 def parse_duration(text: str) -> float:
@@ -102,6 +119,47 @@ class FunctionSpec:
             return "container"
         return "model"
 
+    def to_json(self) -> dict[str, Any]:
+        """The definition as NVCF's API takes it (``POST /v2/nvcf/functions``).
+
+        Every field this class models is written from the field, with NVCF's
+        defaults spelled out; keys it does not model (``description``,
+        ``tags``, ``containerArgs``, ...) are kept from the parsed JSON, so
+        ``parse_spec(spec.to_json()) == spec``.
+        """
+        body: dict[str, Any] = {
+            "name": self.name,
+            "inferenceUrl": self.inference_url,
+            "inferencePort": self.inference_port,
+        }
+        if self.container_image is not None:
+            body["containerImage"] = self.container_image
+        if self.helm_chart is not None:
+            body["helmChart"] = self.helm_chart
+        if self.models:
+            body["models"] = [
+                {"name": m.name, "version": m.version, **({"uri": m.uri} if m.uri else {})}
+                for m in self.models
+            ]
+        body["health"] = {
+            "protocol": self.health.protocol,
+            "uri": self.health.uri,
+            "port": self.health.port,
+            "timeout": format_duration(self.health.timeout_seconds),
+            "expectedStatusCode": self.health.expected_status_code,
+        }
+        body["apiBodyFormat"] = self.api_body_format
+        body.update({k: v for k, v in self.raw.items() if k not in _MODELLED_KEYS})
+        return body
+
+    def render(self) -> str:
+        """``function.json``'s text: :meth:`to_json`, indented, with a final newline."""
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    def on_port(self, port: int) -> FunctionSpec:
+        """The same function serving inference and health on ``port`` (a local run)."""
+        return replace(self, inference_port=port, health=replace(self.health, port=port))
+
     @property
     def inference_path(self) -> str:
         """``inference_url`` as a path with a leading slash (NVCF accepts both)."""
@@ -116,7 +174,8 @@ def _port(value: object, where: str, problems: list[str]) -> int:
         return DEFAULT_PORT
     if value in RESERVED_PORTS:
         problems.append(
-            f"{where} is {value}: ports 8080 and 8010 are reserved by NVCF; serve on 8000"
+            f"{where} is {value}: ports {' and '.join(map(str, sorted(RESERVED_PORTS, reverse=True)))} "
+            f"are reserved by NVCF; serve on {DEFAULT_PORT}"
         )
     return value
 

@@ -9,15 +9,18 @@ from typing import Any
 
 import pytest
 
-from nvcf_helpers import (
+from nvcf_helpers import NvcfHelperError, SpecError
+from nvcf_helpers.spec import (
+    RESERVED_PORTS,
     FunctionSpec,
     HealthCheck,
-    NvcfHelperError,
-    SpecError,
+    ModelRef,
     load_spec,
+    parse_duration,
     parse_spec,
 )
-from nvcf_helpers.spec import RESERVED_PORTS, ModelRef, parse_duration
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONTAINER = {
     "name": "echo",
@@ -250,3 +253,39 @@ class TestLoadSpec:
         path.write_text(json.dumps({"name": "x"}), encoding="utf-8")
         with pytest.raises(SpecError, match=rf"^{re.escape(str(path))}: inferenceUrl is missing"):
             load_spec(path)
+
+
+class TestRendering:
+    """One model per definition: what parses a function.json also writes it."""
+
+    @pytest.mark.parametrize(
+        "path",
+        sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*/*/*function.json")),
+    )
+    def test_examples_are_written_as_the_model_writes_them(self, path: str) -> None:
+        """Each example's function.json is exactly ``FunctionSpec.render()`` of itself."""
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert load_spec(ROOT / path).render() == text
+
+    def test_round_trip_keeps_every_key(self) -> None:
+        """Parsing the rendered JSON gives the same spec, unmodelled keys included."""
+        spec = parse_spec(
+            {
+                "name": "f",
+                "inferenceUrl": "/infer",
+                "containerImage": "img:1",
+                "description": "kept",
+                "tags": ["a"],
+                "health": {"uri": "/ready", "timeout": "PT1M30S"},
+            }
+        )
+        again = parse_spec(spec.to_json())
+        assert again == spec
+        assert again.to_json()["description"] == "kept"
+        assert again.to_json()["health"]["timeout"] == "PT90S"
+
+    def test_on_port_moves_inference_and_health(self) -> None:
+        """A local run on another port moves both, and the JSON says so."""
+        spec = parse_spec({"name": "f", "inferenceUrl": "/infer", "containerImage": "img:1"})
+        moved = spec.on_port(9123).to_json()
+        assert (moved["inferencePort"], moved["health"]["port"]) == (9123, 9123)

@@ -51,38 +51,15 @@ class LocalFunction:
 
     def to_json(self) -> dict[str, Any]:
         """The function version in the shape of NVCF's ``GET /v2/nvcf/functions``."""
-        spec = self.spec
         body: dict[str, Any] = {
             "id": self.function_id,
             "versionId": self.version_id,
             "ncaId": LOCAL_NCA_ID,
-            "name": spec.name,
             "status": self.status.value,
-            "inferenceUrl": spec.inference_url,
-            "inferencePort": spec.inference_port,
-            "health": {
-                "protocol": spec.health.protocol,
-                "uri": spec.health.uri,
-                "port": spec.health.port,
-                "timeout": f"PT{spec.health.timeout_seconds:g}S",
-                "expectedStatusCode": spec.health.expected_status_code,
-            },
-            "apiBodyFormat": spec.api_body_format,
             "functionType": "DEFAULT",
             "createdAt": _iso(self.created_at),
+            **self.spec.to_json(),
         }
-        if spec.container_image is not None:
-            body["containerImage"] = spec.container_image
-        if spec.helm_chart is not None:
-            body["helmChart"] = spec.helm_chart
-        if spec.models:
-            body["models"] = [
-                {"name": m.name, "version": m.version, **({"uri": m.uri} if m.uri else {})}
-                for m in spec.models
-            ]
-        for key in ("description", "tags", "containerArgs", "containerEnvironment"):
-            if key in spec.raw:
-                body[key] = spec.raw[key]
         if self.error is not None:
             body["healthInfo"] = {"error": self.error}
         return body

@@ -149,9 +149,13 @@ class LocalNvcf:
     def _spec_path(self, workdir: Path) -> Path:
         if isinstance(self._spec, (str, Path)):
             return Path(self._spec).resolve()
-        data = self._spec.raw if isinstance(self._spec, FunctionSpec) else self._spec
+        text = (
+            self._spec.render()
+            if isinstance(self._spec, FunctionSpec)
+            else json.dumps(dict(self._spec))
+        )
         path = workdir / "function.json"
-        path.write_text(json.dumps(dict(data)), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         return path
 
     def _wait_for_info(self, info_path: Path) -> None:

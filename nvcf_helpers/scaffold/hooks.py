@@ -32,11 +32,13 @@ from typing import Any
 
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.scaffold.tensors import TemplateInputError, check_distinct, parse_tensors
+from nvcf_helpers.spec import FunctionSpec, parse_spec
 
 __all__ = [
     "ERRORS_FILE_ENV",
     "RUNTIME_MODULES",
     "VENDOR_ROOTS",
+    "function_definition",
     "post_gen",
     "pre_gen",
     "validate",
@@ -295,10 +297,43 @@ def _nest_triton_model(
             shutil.copy2(source, target)
 
 
+def function_definition(template: str, context: Mapping[str, Any]) -> FunctionSpec:
+    """The ``function.json`` a template's project starts with, as a :class:`FunctionSpec`."""
+    project, model = str(context["project_name"]), str(context["model_name"])
+    if template == "triton-model":
+        definition: dict[str, Any] = {
+            "name": project,
+            "inferenceUrl": f"v2/models/{model}/infer",
+            "models": [
+                {
+                    "name": model,
+                    "version": "1",
+                    "uri": f"v2/org/<org>/team/<team>/models/{model}/versions/1/zip",
+                }
+            ],
+            "apiBodyFormat": "PREDICT_V2",
+        }
+    else:
+        definition = {
+            "name": project,
+            "inferenceUrl": f"/v2/models/{model}/infer",
+            "containerImage": f"nvcr.io/<org>/<team>/{project}:1.0",
+            "health": {"uri": f"/v2/models/{model}/ready", "timeout": "PT10S"},
+            "apiBodyFormat": "CUSTOM",
+        }
+    return parse_spec(definition, f"the {template} template's function.json")
+
+
 def post_gen(template: str, context: Mapping[str, Any], project: Path | None = None) -> int:
-    """The post-generation hook: vendor the helpers (and nest triton-model); 0 on success."""
+    """The post-generation hook: write function.json, vendor the helpers, nest triton-model.
+
+    Returns 0 on success.
+    """
     project = project or Path.cwd()
     try:
+        (project / "function.json").write_text(
+            function_definition(template, context).render(), encoding="utf-8"
+        )
         if template == "triton-model":
             version = project / "model_repository" / str(context["model_name"]) / "1"
             vendor_helpers(version, VENDOR_ROOTS["triton-model"])

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 PROJECTS = [
     ("triton-model", {}, 5),
-    ("triton-container", {}, 8),
+    ("triton-container", {}, 9),
     ("pytriton-container", {}, 6),
     ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}, 8),
 ]

@@ -33,8 +33,13 @@ class TestImage:
     def test_forwards_nvcf_headers(self) -> None:
         """NVCF-* headers reach the model."""
         command = json.loads(next(a for k, a in instructions() if k == "CMD"))
-        index = command.index("--http-header-forward-pattern")
-        assert command[index + 1] == "NVCF-.*"
+        assert "--http-header-forward-pattern=NVCF-.*" in command
+
+    def test_exits_inside_docker_stops_grace(self) -> None:
+        """tritonserver stops waiting for NVCF's open connections before SIGKILL (10 s)."""
+        command = json.loads(next(a for k, a in instructions() if k == "CMD"))
+        (timeout,) = [a.split("=", 1)[1] for a in command if a.startswith("--exit-timeout-secs=")]
+        assert int(timeout) < 10
 
     def test_health_checks_the_model(self) -> None:
         """function.json's health check waits for the model, on the port the server uses."""
