@@ -173,9 +173,9 @@ def _port(value: object, where: str, problems: list[str]) -> int:
         problems.append(f"{where} is {value!r}: expected an integer port between 1 and 65535")
         return DEFAULT_PORT
     if value in RESERVED_PORTS:
+        reserved = " and ".join(map(str, sorted(RESERVED_PORTS, reverse=True)))
         problems.append(
-            f"{where} is {value}: ports {' and '.join(map(str, sorted(RESERVED_PORTS, reverse=True)))} "
-            f"are reserved by NVCF; serve on {DEFAULT_PORT}"
+            f"{where} is {value}: ports {reserved} are reserved by NVCF; serve on {DEFAULT_PORT}"
         )
     return value
 
