@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench docs install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +28,10 @@ test: lint
 bench: $(STAMP)
 	status=0; for script in helpers runtime_adapters templates local examples; do \
 		echo "== benchmarks/$$script.py"; $(PY) benchmarks/$$script.py || status=1; done; exit $$status
+
+# The documentation site, into site/; strict: any warning fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
