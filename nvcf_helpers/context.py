@@ -1,12 +1,8 @@
 """The request context: a typed, immutable view of one NVCF invocation.
 
-NVCF's worker describes each invocation with ``NVCF-*`` headers (see
-``NVCF_CONTRACT.md`` section 2). They reach a container as HTTP headers, as
-PyTriton ``Request.parameters``, or as the JSON string of the Triton Python
-backend's ``request.parameters()``; the function's identity is also in the
-environment. :class:`RequestContext` parses any of these once, in one pass,
-into a frozen dataclass, so the rest of the code reads typed fields instead of
-re-searching a dict of strings.
+:class:`RequestContext` parses the ``NVCF-*`` headers once, from HTTP headers,
+PyTriton's ``Request.parameters`` or the Triton Python backend's
+``request.parameters()`` JSON, into a frozen dataclass.
 """
 
 from __future__ import annotations

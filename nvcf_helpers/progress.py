@@ -1,25 +1,7 @@
 """Progress and partial responses: the ``progress`` file NVCF's worker watches.
 
-The container writes ``NVCF-LARGE-OUTPUT-DIR/progress`` holding
-``{"id": <request id>, "progress": <int 0..100>, "partialResponse": {...}}``.
-The worker re-reads it on inotify create/write events, so it must never see a
-half-written file: :class:`ProgressReporter` writes a temporary file in the
-same directory and renames it over ``progress`` (atomic, and seen as a create).
-
-The mtime rule. The worker accepts an update only if the file's mtime is newer
-than that of the last update it accepted. Filesystems store mtimes with a
-granularity (ext4 and tmpfs record the kernel's clock tick, a few
-milliseconds; some network and FAT filesystems a second or two), so two quick
-updates can carry the same mtime and the second, often the final 100, is
-silently dropped. The reporter therefore stamps each new file with an mtime
-strictly greater than the current file's (``os.utime`` before the rename; a
-rename keeps the mtime), reading back what the filesystem stored and stepping
-by the filesystem's own granularity when it rounded the stamp down. Updates
-faster than the granularity thus run the clock ahead by at most one
-granularity step per update, and the order of updates is always preserved.
-
-:func:`parse_progress` is the worker's side: it accepts exactly what NVCF's
-worker accepts, for ``nvcf-helpers local`` and for tests.
+:class:`ProgressReporter` is the container's side (atomic, ordered updates);
+:func:`parse_progress` is the worker's, for ``nvcf-helpers local`` and tests.
 """
 
 from __future__ import annotations
@@ -48,6 +30,12 @@ __all__ = [
 ]
 
 
+# NVCF's worker accepts an update only if the file's mtime is newer than the
+# last one it accepted, and filesystems round mtimes (a clock tick on ext4 and
+# tmpfs, seconds elsewhere): two quick updates could share an mtime and the
+# second, often the final 100, would be dropped. Each new file is therefore
+# stamped strictly later than the current one before the rename (which keeps
+# the mtime), stepping by the filesystem's own granularity when it rounds down.
 # Steps tried, in nanoseconds, when the filesystem rounds an mtime down.
 _MTIME_STEPS_NS = (1_000, 1_000_000, 10_000_000, 1_000_000_000, 2_000_000_000)
 

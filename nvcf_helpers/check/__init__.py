@@ -1,24 +1,9 @@
-"""``nvcf-helpers check``: find deployment mistakes before NVCF does.
+"""``nvcf-helpers check``: find deployment mistakes in seconds, before NVCF does.
 
-A deployment takes 30 minutes to 2 hours to fail; these checks take a
-second. ``check PATH`` accepts a model repository (or one model directory),
-a generated project, a Dockerfile or a ``function.json``, and prints one
-line per problem::
-
-    function.json:6: health.uri /v2/health/ready answers 200 before model 'm' is loaded, ...
-
-(one line each, in the form ``file:line: what is wrong; how to fix it``).
-
-Exit status: 0 when nothing is wrong, 1 when something is, 2 for a usage
-error (a path that does not exist or holds nothing to check).
-
-What is checked lives in one module per kind of file:
-:mod:`~nvcf_helpers.check.model_config` (``config.pbtxt`` with Triton's own
-schema, plus what the schema misses), :mod:`~nvcf_helpers.check.dockerfile`
-(hadolint's errors and NVCF's container rules) and
-:mod:`~nvcf_helpers.check.function_spec` (``function.json`` and how it fits
-the project beside it). Heavy dependencies (protobuf, tritonclient, the
-hadolint binary) are used only when a file that needs them is checked.
+One line per problem (``file:line: what is wrong; how to fix it``); exit 0
+when clean, 1 on findings, 2 on a usage error. One module per kind of file:
+``model_config``, ``dockerfile``, ``function_spec``. The manual is the docs
+site's CLI reference.
 """
 
 from __future__ import annotations

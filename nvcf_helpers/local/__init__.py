@@ -1,34 +1,9 @@
 """``nvcf-helpers local``: NVCF's side of the contract, on your own machine.
 
-It runs a function's container command as a child process and serves NVCF's
-API in front of it on 127.0.0.1, so a function can be invoked, polled and
-debugged exactly as NVCF would treat it: health-gated lifecycle (INACTIVE ->
-DEPLOYING -> ACTIVE, or ERROR), the ``NVCF-*`` headers and per-request
-directories, input assets, progress files and 202 polling, large results as a
-302 to a zip, problem-details errors, queues and streaming.
-
-Command line::
-
-    nvcf-helpers local --spec function.json [--port 8787] [--api-key KEY] -- COMMAND [ARG...]
-    nvcf-helpers local --spec function.json --image IMAGE      (where a Docker engine exists)
-
-Python, for tests and scripts (standard library only; starts the command line
-as a subprocess and waits until the function is ACTIVE)::
-
-    from nvcf_helpers.local import LocalNvcf
-
-    with LocalNvcf("function.json", ["python", "server.py"], port=0) as nvcf:
-        nvcf.base_url, nvcf.function_id, nvcf.version_id   # where and what
-        result = nvcf.client().invoke(nvcf.function_id, {"text": "hi"})
-        nvcf.status()                                      # "ACTIVE", or "ERROR" after a crash
-
-Modules: ``function`` (identity and lifecycle), ``supervisor`` (the child
-process and its health check), ``worker`` (headers, directories, forwarding,
-results), ``progress_watch`` (the progress files), ``store`` (invocations
-until delivered), ``asset_store``, ``api`` (the HTTP routes), ``docker``
-(``--image``), ``server`` (wiring and lifetime), ``launcher``
-(:class:`LocalNvcf`). Only ``launcher`` is imported here: the rest needs
-aiohttp (the ``local`` extra) and is imported when the server starts.
+:class:`LocalNvcf` starts it from Python. Only the launcher is imported here;
+the server (``server``, ``api``, ``worker``, ``supervisor``, ...) needs
+aiohttp and is imported when it starts. The manual is the docs site's guide
+"The local NVCF".
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
 """``nvcf-helpers new``: generate an NVCF function project from a template.
 
-Three cookiecutter templates ship with the package (inside the wheel as
-``nvcf_helpers/_templates``; in a checkout, ``templates/`` at the top):
-
-- ``triton-model``: a model-only (BYOM) function, a Triton model repository;
-- ``pytriton-container``: a container function serving a PyTriton model;
-- ``triton-container``: a container function running ``tritonserver`` on a
-  model repository made by the ``triton-model`` template.
-
-::
-
-    nvcf-helpers new triton-model --no-input model_name=detector max_batch_size=0
-
-``cookiecutter templates/<name>`` works as well, from a Python that has
-nvcf-helpers installed. A variable that a template does not have, or a value
-its hook refuses, is reported in one line, and nothing is left on disk.
+The templates ship inside the wheel (``nvcf_helpers/_templates``) and, in a
+checkout, in ``templates/``. A refused variable is reported in one line and
+nothing is left on disk.
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
-"""``nvcf-helpers serve``: serve a Triton model repository on this machine.
+"""``nvcf-helpers serve``: serve a Triton model repository here, in the foreground.
 
-Runs the ``tritonserver`` shipped in the nvidia-pytriton wheel in the
-foreground, with NVCF header forwarding and the set-up of
-:mod:`nvcf_helpers.triton.server`, so a model-only (BYOM) function can be run
-and tested without Docker or a GPU::
-
-    nvcf-helpers serve model_repository --http-port 8000
-
-The server's output passes through; once every model is ready one line says
-so (``ready: http://127.0.0.1:8000 models: a, b``). Ctrl-C or SIGTERM stops
-the server and the command exits 0; in-flight requests and open client
-connections get ``--exit-timeout`` seconds (5; tritonserver's own 30 s would
-hold Ctrl-C as long as any client keeps a connection open). If the server
-exits on its own (a model failed to load) the command exits 1. The server
-never outlives the command, even a killed one (Linux).
+Exits 0 on Ctrl-C or SIGTERM, 1 when the server dies on its own; the server
+never outlives the command.
 """
 
 from __future__ import annotations

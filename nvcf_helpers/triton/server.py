@@ -1,29 +1,8 @@
-"""Run the ``tritonserver`` binary that ships in the nvidia-pytriton wheel.
+"""Run the ``tritonserver`` of the nvidia-pytriton wheel, set up for CPU-only machines.
 
-NVCF model-only functions (BYOM) are Triton model repositories. This module
-serves one on a machine without Docker or a GPU, with the set-up described in
-``TRITON_ON_CPU.md`` done for you: a backend directory holding the Python
-backend and the stub for the running interpreter, the interpreter's
-``LIBDIR`` first on ``LD_LIBRARY_PATH`` (the stub otherwise loads the
-system's libpython and model loading fails), the interpreter's ``bin``
-directory first on ``PATH`` (the stub takes its packages from the first
-``python3`` there), loopback addresses, and NVCF header forwarding.
-
-Usage::
-
-    from nvcf_helpers.triton import TritonServer
-
-    with TritonServer("model_repository") as server:  # free ports by default
-        server.wait_ready()                           # every model ready, or an error
-        print(server.url)                             # http://127.0.0.1:<port>
-        ...                                           # send requests with tritonclient
-
-PyTriton starts ``tritonserver`` itself, as a child of the current process;
-:func:`apply_libpython_fix` fixes ``os.environ`` for that case (the
-:mod:`nvcf_helpers.pytriton` adapter calls it for you).
-
-Only the standard library is used; pytriton is located with
-:func:`importlib.util.find_spec`, never imported.
+:class:`TritonServer` builds the Python backend directory, puts this
+interpreter's libpython and ``bin`` first, forwards ``NVCF-*`` headers, and
+stops the server and its stubs by pid. pytriton is located, never imported.
 """
 
 from __future__ import annotations
