@@ -102,74 +102,17 @@ def _cross_checks(
     known_models: Collection[str] | None,
     served_ports: Collection[int] | None,
 ) -> list[Finding]:
-    findings: list[Finding] = []
-    explicit_ports = "inferencePort" in data or (
-        isinstance(data.get("health"), dict) and "port" in data["health"]
-    )
-    ports_matter = spec.kind != "model" or explicit_ports
-    if ports_matter and spec.health.port != spec.inference_port:
-        line = json_line(text, "health.port" if "health" in data else "inferencePort")
-        findings.append(
-            Finding(
-                path,
-                line,
-                f"health.port is {spec.health.port} but inferencePort is "
-                f"{spec.inference_port}; NVCF probes health on one port and sends requests "
-                "to the other",
-                f"set both to {spec.inference_port} (one port serves inference and health)",
-            )
-        )
+    """How the definition fits itself and the project beside it."""
+    findings = _port_agreement(path, text, spec, data)
     match = TRITON_URL.match(spec.inference_url)
     if match is None:
         return findings
     model = match.group(1)
     url_line = json_line(text, "inferenceUrl")
-    if known_models:
-        if model not in known_models:
-            findings.append(
-                Finding(
-                    path,
-                    url_line,
-                    f"inferenceUrl names model {model!r}, but the project serves "
-                    f"{', '.join(sorted(known_models))}",
-                    f"use /v2/models/{sorted(known_models)[0]}/infer or rename the model",
-                )
-            )
-    elif spec.kind == "model" and model not in {ref.name for ref in spec.models}:
-        names = ", ".join(ref.name for ref in spec.models) or "none"
-        findings.append(
-            Finding(
-                path,
-                url_line,
-                f"inferenceUrl names model {model!r}, which is not in models ({names})",
-                "list the model in models or correct the name in inferenceUrl",
-            )
-        )
+    findings += _model_named(path, url_line, spec, model, known_models)
     if spec.kind == "container" and spec.health.protocol == "HTTP":
-        ready = f"/v2/models/{model}/ready"
-        uri = spec.health.uri
         health_line = json_line(text, "health.uri") if "health" in data else url_line
-        if uri in _SERVER_HEALTH:
-            findings.append(
-                Finding(
-                    path,
-                    health_line,
-                    f"health.uri {uri} answers 200 before model {model!r} is loaded, so NVCF "
-                    "sends requests that fail",
-                    f'use the model\'s own ready endpoint: "uri": "{ready}"',
-                )
-            )
-        elif uri.startswith("/v2/models/") and not re.match(
-            rf"^/v2/models/{re.escape(model)}(/versions/[^/]+)?/ready$", uri
-        ):
-            findings.append(
-                Finding(
-                    path,
-                    health_line,
-                    f"health.uri {uri} does not check model {model!r}, the one inferenceUrl calls",
-                    f'use "uri": "{ready}"',
-                )
-            )
+        findings += _model_health(path, health_line, spec.health.uri, model)
     if served_ports and spec.inference_port not in served_ports:
         findings.append(
             Finding(
@@ -181,3 +124,80 @@ def _cross_checks(
             )
         )
     return findings
+
+
+def _port_agreement(path: Path, text: str, spec: FunctionSpec, data: Any) -> list[Finding]:
+    """Health is probed on the port that serves inference."""
+    explicit_ports = "inferencePort" in data or (
+        isinstance(data.get("health"), dict) and "port" in data["health"]
+    )
+    ports_matter = spec.kind != "model" or explicit_ports
+    if not ports_matter or spec.health.port == spec.inference_port:
+        return []
+    line = json_line(text, "health.port" if "health" in data else "inferencePort")
+    return [
+        Finding(
+            path,
+            line,
+            f"health.port is {spec.health.port} but inferencePort is "
+            f"{spec.inference_port}; NVCF probes health on one port and sends requests "
+            "to the other",
+            f"set both to {spec.inference_port} (one port serves inference and health)",
+        )
+    ]
+
+
+def _model_named(
+    path: Path, line: int, spec: FunctionSpec, model: str, known_models: Collection[str] | None
+) -> list[Finding]:
+    """The model inferenceUrl calls is one the project (or ``models``) has."""
+    if known_models:
+        if model in known_models:
+            return []
+        return [
+            Finding(
+                path,
+                line,
+                f"inferenceUrl names model {model!r}, but the project serves "
+                f"{', '.join(sorted(known_models))}",
+                f"use /v2/models/{sorted(known_models)[0]}/infer or rename the model",
+            )
+        ]
+    if spec.kind != "model" or model in {ref.name for ref in spec.models}:
+        return []
+    names = ", ".join(ref.name for ref in spec.models) or "none"
+    return [
+        Finding(
+            path,
+            line,
+            f"inferenceUrl names model {model!r}, which is not in models ({names})",
+            "list the model in models or correct the name in inferenceUrl",
+        )
+    ]
+
+
+def _model_health(path: Path, line: int, uri: str, model: str) -> list[Finding]:
+    """A container's health check waits for the model inferenceUrl calls."""
+    ready = f"/v2/models/{model}/ready"
+    if uri in _SERVER_HEALTH:
+        return [
+            Finding(
+                path,
+                line,
+                f"health.uri {uri} answers 200 before model {model!r} is loaded, so NVCF "
+                "sends requests that fail",
+                f'use the model\'s own ready endpoint: "uri": "{ready}"',
+            )
+        ]
+    if uri.startswith("/v2/models/") and not re.match(
+        rf"^/v2/models/{re.escape(model)}(/versions/[^/]+)?/ready$", uri
+    ):
+        return [
+            Finding(
+                path,
+                line,
+                f"health.uri {uri} does not check model {model!r}, the one inferenceUrl calls",
+                f'use "uri": "{ready}"',
+            )
+        ]
+    return []
