@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from nvcf_helpers import names
 from nvcf_helpers.client.api import InvocationResult, NvcfClient, Progress
-from nvcf_helpers.errors import InvalidInputError, NvcfHelperError
+from nvcf_helpers.client.arguments import DEFAULT_LOCAL_URL, add_connection_arguments, only_function
+from nvcf_helpers.errors import InvalidInputError
 
 __all__ = ["DEFAULT_LOCAL_URL", "ProgressBar", "add_arguments", "run"]
 
 #: Where ``nvcf-helpers local`` serves by default.
-DEFAULT_LOCAL_URL = "http://127.0.0.1:8787"
 _BAR_WIDTH = 24
 
 
@@ -58,17 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where to write the large outputs of a 302 result (default ./nvcf-output-<reqid>)",
     )
-    parser.add_argument(
-        "--base-url",
-        default=os.environ.get("NVCF_BASE_URL", DEFAULT_LOCAL_URL),
-        help=f"the API (env NVCF_BASE_URL; default {DEFAULT_LOCAL_URL}, nvcf-helpers local; "
-        "NVCF itself is https://api.nvcf.nvidia.com)",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY"),
-        help="bearer key (env NVCF_API_KEY or NGC_API_KEY)",
-    )
+    add_connection_arguments(parser, function_id=False)
     parser.add_argument("--version-id", help="invoke this version of the function")
     parser.add_argument(
         "--poll-seconds",
@@ -163,16 +152,9 @@ def _headers(values: list[str]) -> dict[str, str]:
 
 
 def _pick_function(client: NvcfClient) -> str:
-    functions = client.list_functions()
-    if len(functions) == 1:
-        function: dict[str, Any] = functions[0]
-        print(f"invoking {function.get('name')} ({function.get('id')})", file=sys.stderr)
-        return str(function["id"])
-    names = ", ".join(f"{f.get('name')} ({f.get('id')})" for f in functions[:10])
-    raise NvcfHelperError(
-        f"{client.base_url} lists {len(functions)} functions ({names or 'none'}): "
-        "give the FUNCTION_ID to invoke"
-    )
+    function = only_function(client)
+    print(f"invoking {function.get('name')} ({function.get('id')})", file=sys.stderr)
+    return str(function["id"])
 
 
 def _save(result: InvocationResult, output: str | None) -> None:

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from nvcf_helpers.local.server import ServeOptions, configure_gateway_logging, serve
+    from nvcf_helpers.local.server import ServeOptions, configure_gateway_logging, run_gateway
 
     configure_gateway_logging(getattr(logging, args.log_level))
     options = ServeOptions(
@@ -161,4 +161,4 @@ def run(args: argparse.Namespace) -> int:
         info_file=Path(args.info_file) if args.info_file else None,
         image=args.image,
     )
-    return asyncio.run(serve(options))
+    return asyncio.run(run_gateway(options))

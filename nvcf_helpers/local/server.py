@@ -29,7 +29,7 @@ from nvcf_helpers.local.worker import Worker
 from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["API_LINE_PREFIX", "LocalServer", "ServeOptions", "serve"]
+__all__ = ["API_LINE_PREFIX", "LocalServer", "ServeOptions", "run_gateway"]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
@@ -185,7 +185,7 @@ class LocalServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-async def serve(options: ServeOptions, stop: asyncio.Event | None = None) -> int:
+async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) -> int:
     """Run the local NVCF until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     Returns:

@@ -12,14 +12,13 @@ the model's ``max_batch_size``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 import numpy as np
 from train import load_split
 
-from nvcf_helpers.client import NvcfClient
+from nvcf_helpers.client.arguments import add_connection_arguments, connect
 
 MODEL_BATCH = 64
 
@@ -47,31 +46,14 @@ def labels_of(response: dict[str, Any]) -> list[int]:
     raise ValueError(f"the response has no LABEL output: {response}")
 
 
-def pick_function(client: NvcfClient, function_id: str | None) -> str:
-    """``function_id``, or the only function the API lists (as ``nvcf-helpers local`` has)."""
-    if function_id:
-        return function_id
-    functions = client.list_functions()
-    if len(functions) != 1:
-        sys.exit(f"client.py: error: {len(functions)} functions listed: pass --function-id")
-    return str(functions[0]["id"])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Classify the held-out split through NVCF and print the accuracy."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base-url", default=os.environ.get("NVCF_BASE_URL", "http://127.0.0.1:8787")
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY")
-    )
-    parser.add_argument("--function-id", default=os.environ.get("NVCF_FUNCTION_ID"))
+    add_connection_arguments(parser)
     parser.add_argument("--limit", type=int, default=None, help="classify only this many images")
     args = parser.parse_args(argv)
 
-    client = NvcfClient(args.base_url, args.api_key)
-    function_id = pick_function(client, args.function_id)
+    client, function_id = connect(args, parser)
     _, x_test, _, y_test = load_split()
     x_test, y_test = x_test[: args.limit], y_test[: args.limit]
     predicted: list[int] = []

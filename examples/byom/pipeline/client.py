@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from nvcf_helpers.client import InvocationResult, NvcfClient, Progress
+from nvcf_helpers.client import InvocationResult, Progress
+from nvcf_helpers.client.arguments import add_connection_arguments, connect
 
 
 def held_out_split() -> tuple[np.ndarray, np.ndarray]:
@@ -62,34 +62,17 @@ def results_of(result: InvocationResult) -> dict[str, Any]:
     return document
 
 
-def pick_function(client: NvcfClient, function_id: str | None) -> str:
-    """``function_id``, or the only function the API lists (as ``nvcf-helpers local`` has)."""
-    if function_id:
-        return function_id
-    functions = client.list_functions()
-    if len(functions) != 1:
-        sys.exit(f"client.py: error: {len(functions)} functions listed: pass --function-id")
-    return str(functions[0]["id"])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the pipeline on the held-out images and print its accuracy."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base-url", default=os.environ.get("NVCF_BASE_URL", "http://127.0.0.1:8787")
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY")
-    )
-    parser.add_argument("--function-id", default=os.environ.get("NVCF_FUNCTION_ID"))
+    add_connection_arguments(parser)
     parser.add_argument("--size", type=int, choices=(8, 16, 32), default=8, help="scan size")
     parser.add_argument("--limit", type=int, help="send only this many images")
     parser.add_argument("--chunk-size", type=int, help="images per step (1 to 64)")
     parser.add_argument("--poll-seconds", type=int, help="NVCF-POLL-SECONDS for each call")
     args = parser.parse_args(argv)
 
-    client = NvcfClient(args.base_url, args.api_key)
-    function_id = pick_function(client, args.function_id)
+    client, function_id = connect(args, parser)
     images, labels = held_out_split()
     images, labels = images[: args.limit], labels[: args.limit]
     inputs = []

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from nvcf_helpers.client import NvcfClient, Progress
+from nvcf_helpers.client import Progress
+from nvcf_helpers.client.arguments import add_connection_arguments, connect
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,16 +47,6 @@ def show(progress: Progress) -> None:
     print(f"progress {progress.percent}%: {json.dumps(progress.partial_response)}", flush=True)
 
 
-def pick_function(client: NvcfClient, function_id: str | None) -> str:
-    """``function_id``, or the only function the API lists (as ``nvcf-helpers local`` has)."""
-    if function_id:
-        return function_id
-    functions = client.list_functions()
-    if len(functions) != 1:
-        sys.exit(f"client.py: error: {len(functions)} functions listed: pass --function-id")
-    return str(functions[0]["id"])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Invoke the job and save its outputs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,19 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--output", type=Path, default=Path("tune-output"))
     parser.add_argument("--poll-seconds", type=int, default=1, help="NVCF-POLL-SECONDS per call")
-    parser.add_argument(
-        "--base-url", default=os.environ.get("NVCF_BASE_URL", "http://127.0.0.1:8787")
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY")
-    )
-    parser.add_argument("--function-id", default=os.environ.get("NVCF_FUNCTION_ID"))
+    add_connection_arguments(parser)
     args = parser.parse_args(argv)
     if not args.data.is_file():
         sys.exit(f"client.py: error: {args.data} does not exist: run `python prepare.py` first")
 
-    client = NvcfClient(args.base_url, args.api_key)
-    function_id = pick_function(client, args.function_id)
+    client, function_id = connect(args, parser)
     result = client.invoke(
         function_id,
         request_body(args.hidden, args.rates, args.folds, args.epochs),

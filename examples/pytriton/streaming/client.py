@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from nvcf_helpers.client import NvcfClient
+from nvcf_helpers.client.arguments import add_connection_arguments, connect
 
 
 def events(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
@@ -30,33 +29,16 @@ def events(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
             yield json.loads(line[len("data:") :])
 
 
-def pick_function(client: NvcfClient, function_id: str | None) -> str:
-    """``function_id``, or the only function the API lists (as ``nvcf-helpers local`` has)."""
-    if function_id:
-        return function_id
-    functions = client.list_functions()
-    if len(functions) != 1:
-        sys.exit(f"client.py: error: {len(functions)} functions listed: pass --function-id")
-    return str(functions[0]["id"])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Stream the continuation to stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prompt", nargs="?", default="The digits data set")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--base-url", default=os.environ.get("NVCF_BASE_URL", "http://127.0.0.1:8787")
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY")
-    )
-    parser.add_argument("--function-id", default=os.environ.get("NVCF_FUNCTION_ID"))
+    add_connection_arguments(parser)
     args = parser.parse_args(argv)
 
-    client = NvcfClient(args.base_url, args.api_key)
-    function_id = pick_function(client, args.function_id)
+    client, function_id = connect(args, parser)
     correlation_id = f"client-{uuid.uuid4()}"
     body = {
         "PROMPT": args.prompt,

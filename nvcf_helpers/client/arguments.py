@@ -1,0 +1,67 @@
+"""The command-line options every NVCF client script shares, and connecting with them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from nvcf_helpers.client.api import NvcfClient, NvcfClientError
+
+__all__ = ["DEFAULT_LOCAL_URL", "add_connection_arguments", "connect", "only_function"]
+
+#: Where ``nvcf-helpers local`` listens by default.
+DEFAULT_LOCAL_URL = "http://127.0.0.1:8787"
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, *, function_id: bool = True) -> None:
+    """Add ``--base-url``, ``--api-key`` and (optionally) ``--function-id``, with env defaults."""
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("NVCF_BASE_URL", DEFAULT_LOCAL_URL),
+        help=f"the API (env NVCF_BASE_URL; default {DEFAULT_LOCAL_URL}, nvcf-helpers local; "
+        "NVCF itself is https://api.nvcf.nvidia.com)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("NVCF_API_KEY") or os.environ.get("NGC_API_KEY"),
+        help="bearer key (env NVCF_API_KEY or NGC_API_KEY)",
+    )
+    if function_id:
+        parser.add_argument(
+            "--function-id",
+            default=os.environ.get("NVCF_FUNCTION_ID"),
+            help="the function to invoke (env NVCF_FUNCTION_ID; default: the only one listed)",
+        )
+
+
+def only_function(client: NvcfClient) -> dict[str, Any]:
+    """The one function the API lists (``nvcf-helpers local`` serves one).
+
+    Raises:
+        NvcfClientError: the API lists none or several; the message names them.
+    """
+    functions = client.list_functions()
+    if len(functions) == 1:
+        function: dict[str, Any] = functions[0]
+        return function
+    names = ", ".join(f"{f.get('name')} ({f.get('id')})" for f in functions[:10])
+    raise NvcfClientError(
+        f"{client.base_url} lists {len(functions)} functions ({names or 'none'}): "
+        "say which one to invoke (--function-id)"
+    )
+
+
+def connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[NvcfClient, str]:
+    """A client for ``args.base_url`` and the function to invoke.
+
+    A problem (an API that cannot be reached, no single function to pick) ends
+    the script through ``parser.error``: one line, exit status 2, no traceback.
+    """
+    client = NvcfClient(args.base_url, args.api_key)
+    if args.function_id:
+        return client, str(args.function_id)
+    try:
+        return client, str(only_function(client)["id"])
+    except NvcfClientError as exc:
+        parser.error(str(exc))
