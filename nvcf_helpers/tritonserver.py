@@ -2,32 +2,7 @@
 
 from __future__ import annotations
 
-from nvcf_helpers.triton.server import (
-    HEADER_FORWARD_PATTERN,
-    TritonInstall,
-    TritonNotInstalledError,
-    TritonServer,
-    TritonServerError,
-    apply_libpython_fix,
-    configs_are_complete,
-    find_triton,
-    list_models,
-    make_backend_directory,
-    server_command,
-    server_environment,
-)
+from nvcf_helpers.triton import server as _server
+from nvcf_helpers.triton.server import *  # noqa: F403 - the same names, re-exported
 
-__all__ = [
-    "HEADER_FORWARD_PATTERN",
-    "TritonInstall",
-    "TritonNotInstalledError",
-    "TritonServer",
-    "TritonServerError",
-    "apply_libpython_fix",
-    "configs_are_complete",
-    "find_triton",
-    "list_models",
-    "make_backend_directory",
-    "server_command",
-    "server_environment",
-]
+__all__ = _server.__all__
