@@ -8,7 +8,8 @@ Run with ``python -m nvcf_helpers.demo``. On built-in defaults it
    generated ``run.py``): count the words of an uploaded text, slowly, reporting
    progress with partial responses;
 3. runs it behind ``nvcf-helpers local`` (health-gated, NVCF headers, per-request
-   directories), on free ports;
+   directories), on free ports, with the server's and the container's logs in
+   a file it names (their last lines are shown if something fails);
 4. invokes it with an input asset through ``nvcf-helpers invoke``, which shows a
    progress bar while NVCF answers 202, follows the 302 and unpacks the zip;
 5. shows the result and stops everything.
@@ -23,33 +24,50 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nvcf_helpers import (
     PROGRESS_FILE,
+    NvcfHelperError,
     ProgressReporter,
     RequestContext,
     configure_logging,
     large_output,
     list_assets,
     log_request,
+    names,
     parse_progress,
     read_asset,
     respond_or_spill,
 )
 
+if TYPE_CHECKING:  # tooling, imported where it is used so that --offline needs none of it
+    from nvcf_helpers.local import LocalNvcf
+
 log = logging.getLogger("nvcf_helpers.demo")
+
+#: Lines of the log shown when a step fails.
+LOG_TAIL_LINES = 40
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)  # flushed, so it keeps its place among the tools' own output
 
 
 def _section(title: str) -> None:
-    print(f"\n== {title} ==", flush=True)
+    _say(f"\n== {title} ==")
 
 
 def worker_prepares(root: Path) -> dict[str, str]:
@@ -63,16 +81,17 @@ def worker_prepares(root: Path) -> dict[str, str]:
     output_dir.chmod(0o777)
     (asset_dir / asset_id).write_text("the quick brown fox jumps over the lazy dog\n" * 20)
     return {
-        "nvcf-reqid": request_id,  # HTTP/2 lower-cases names; lookups must not care
-        "NVCF-FUNCTION-NAME": "demo-function",
-        "NVCF-FUNCTION-ID": str(uuid.uuid4()),
-        "NVCF-FUNCTION-VERSION-ID": str(uuid.uuid4()),
-        "NVCF-NCAID": "demo-nca",
-        "NVCF-ASSET-DIR": str(asset_dir),
-        "NVCF-LARGE-OUTPUT-DIR": str(output_dir),
-        "NVCF-MAX-RESPONSE-SIZE-BYTES": "100",  # small, so the result spills
-        "NVCF-FUNCTION-ASSET-IDS": asset_id,
-        "nvcf-poll-seconds": "60",
+        # HTTP/2 lower-cases names, and NVCF's worker sends some that way: lookups must not care.
+        names.REQUEST_ID.lower(): request_id,
+        names.FUNCTION_NAME: "demo-function",
+        names.FUNCTION_ID: str(uuid.uuid4()),
+        names.FUNCTION_VERSION_ID: str(uuid.uuid4()),
+        names.NCA_ID: "demo-nca",
+        names.ASSET_DIR: str(asset_dir),
+        names.LARGE_OUTPUT_DIR: str(output_dir),
+        names.MAX_RESPONSE_SIZE: "100",  # small, so the result spills
+        names.FUNCTION_ASSET_IDS: asset_id,
+        names.POLL_SECONDS.lower(): "60",
         "Content-Type": "application/json",
     }
 
@@ -110,20 +129,21 @@ def caller_sees(headers: dict[str, str], reply: bytes) -> None:
     if ctx.large_output_dir is None or ctx.request_id is None:
         raise SystemExit("the worker's headers lost their directories")
     progress = parse_progress((ctx.large_output_dir / PROGRESS_FILE).read_bytes(), ctx.request_id)
-    print(f"202 NVCF-PERCENT-COMPLETE: {progress.progress}  body: {progress.partial_response}")
+    _say(f"202 {names.PERCENT_COMPLETE}: {progress.progress}  body: {progress.partial_response}")
     files = sorted(
         p for p in ctx.large_output_dir.iterdir() if p.is_file() and p.name != PROGRESS_FILE
     )
     archive = ctx.large_output_dir.parent / f"{ctx.request_id}.zip"
+    member = names.response_member(ctx.request_id)
     with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.writestr(f"{ctx.request_id}.response", reply)
+        bundle.writestr(member, reply)
         for path in files:
             bundle.write(path, path.name)
-    print(f"302 Location: <download link>  ({archive.stat().st_size} bytes zipped)")
+    _say(f"302 Location: <download link>  ({archive.stat().st_size} bytes zipped)")
     with zipfile.ZipFile(archive) as bundle:
         for info in bundle.infolist():
-            print(f"    {info.filename:48} {info.file_size:6} bytes")
-        print(f"    response body: {bundle.read(f'{ctx.request_id}.response').decode()}")
+            _say(f"    {info.filename:48} {info.file_size:6} bytes")
+        _say(f"    response body: {bundle.read(member).decode()}")
 
 
 def offline() -> int:
@@ -133,18 +153,16 @@ def offline() -> int:
         _section("1. NVCF's worker prepares the request")
         headers = worker_prepares(Path(tmp))
         for name, value in headers.items():
-            print(f"    {name}: {value}")
+            _say(f"    {name}: {value}")
         _section("2. The container handles it (NVCF-format logs on stdout)")
         ctx = RequestContext.from_headers(headers)
-        print(f"    assets delivered: {list_assets(ctx)}")
+        _say(f"    assets delivered: {list_assets(ctx)}")
         reply = container_handles(headers)
         _section("3. What the caller gets back")
         caller_sees(headers, reply)
     return 0
 
 
-# The template's marked model part, filled in the way a user would: by
-# subclassing the generated Model in a file of its own, so run.py stays as generated.
 DEMO_MODEL = '''"""The word_count model: the generated run.py with its model part filled in."""
 
 from __future__ import annotations
@@ -202,18 +220,34 @@ direct the other way.
 """
 
 
-def _run(command: list[str], shown: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    print(f"$ {shown}", flush=True)
-    return subprocess.run(command, check=True, text=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+class DemoError(NvcfHelperError):
+    """A step of the demo failed; the message says which and why."""
 
 
-def full(workdir: Path) -> int:
-    """Generate, run behind a local NVCF, invoke with an asset, show the result."""
-    from nvcf_helpers.local import LocalNvcf
-    from nvcf_helpers.spec import load_spec
-    from nvcf_helpers.testing import free_port
+_CLI = (sys.executable, "-m", "nvcf_helpers")
 
-    cli = [sys.executable, "-m", "nvcf_helpers"]
+
+def _run(
+    command: str, args: Sequence[str], shown: str, *, capture: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``nvcf-helpers COMMAND ARGS``, shown as ``$ nvcf-helpers COMMAND shown``.
+
+    Its stderr stays on the terminal; its stdout too, unless ``capture``.
+    """
+    _say(f"$ nvcf-helpers {command} {shown}")
+    result = subprocess.run(
+        [*_CLI, command, *args],
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DemoError(f"nvcf-helpers {command} exited with status {result.returncode}")
+    return result
+
+
+def generate(workdir: Path) -> Path:
+    """Steps 1 and 2: a project from the template, its model part filled in, checked."""
     _section("1. Generate a PyTriton container function from a template")
     template_args = [
         "pytriton-container",
@@ -226,78 +260,142 @@ def full(workdir: Path) -> int:
         "inputs=TOP_K:INT32:[1]",
         "outputs=WORDS:BYTES:[-1];COUNTS:INT64:[-1]",
     ]
-    _run([*cli, "new", *template_args], "nvcf-helpers new " + shlex.join(template_args))
+    _run("new", template_args, shlex.join(template_args))
     project = workdir / "word-count-pytriton"
     _section("2. Fill in the model part (demo_model.py subclasses the generated Model)")
     (project / "demo_model.py").write_text(DEMO_MODEL, encoding="utf-8")
-    print(f"    wrote {project / 'demo_model.py'}")
-    _run([*cli, "check", str(project)], f"nvcf-helpers check {project.name}")
+    _say(f"    wrote {project / 'demo_model.py'}")
+    _run("check", [str(project)], project.name)
+    return project
 
-    _section("3. Run it behind a local NVCF (the container's logs follow)")
-    # The generated function.json says port 8000; the demo takes free ports so
-    # that it runs beside whatever else this machine serves.
+
+def _on_free_ports(project: Path, pytriton_home: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The function definition and the container's environment, on free ports.
+
+    The generated function.json says port 8000; the demo takes free ports so
+    that it runs beside whatever else this machine serves.
+    """
+    from nvcf_helpers.spec import load_spec
+    from nvcf_helpers.testing import free_port
+
     spec = dict(load_spec(project / "function.json").raw)
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    http_port = free_port()
     spec["inferencePort"] = http_port
     spec["health"] = {**spec.get("health", {}), "port": http_port}
     env = {
         "PYTRITON_TRITON_CONFIG_HTTP_PORT": str(http_port),
-        "PYTRITON_TRITON_CONFIG_GRPC_PORT": str(grpc_port),
-        "PYTRITON_TRITON_CONFIG_METRICS_PORT": str(metrics_port),
+        "PYTRITON_TRITON_CONFIG_GRPC_PORT": str(free_port()),
+        "PYTRITON_TRITON_CONFIG_METRICS_PORT": str(free_port()),
         # PyTriton keeps Unix sockets in its workspace, and a socket path may not
         # exceed 107 bytes: a short directory of its own, whatever workdir is.
-        "PYTRITON_HOME": tempfile.mkdtemp(prefix="nvcf-demo-"),
+        "PYTRITON_HOME": str(pytriton_home),
     }
-    print(f"$ nvcf-helpers local --spec function.json -- python demo_model.py   (port {http_port})")
-    story = workdir / "story.txt"
-    story.write_text(STORY * 40, encoding="utf-8")
-    output_dir = workdir / "result"
-    with LocalNvcf(
+    return spec, env
+
+
+@contextmanager
+def running(project: Path, log_path: Path, pytriton_home: Path) -> Iterator[LocalNvcf]:
+    """Step 3: the project behind a local NVCF until the block ends; yields the LocalNvcf."""
+    from nvcf_helpers.local import LocalNvcf
+
+    _section("3. Run it behind a local NVCF")
+    spec, env = _on_free_ports(project, pytriton_home)
+    _say(
+        "$ nvcf-helpers local --spec function.json -- python demo_model.py"
+        f"   (port {spec['inferencePort']})"
+    )
+    _say(f"    the local NVCF's and the container's logs go to {log_path}")
+    started = time.monotonic()
+    nvcf = LocalNvcf(
         spec,
         [sys.executable, "demo_model.py"],
         cwd=project,
         env=env,
+        output=log_path,
         max_response_bytes=200,  # small, so the result comes back as a zip (302)
-    ) as nvcf:
-        print(f"    function {nvcf.function_id} is ACTIVE at {nvcf.base_url}", flush=True)
-        _section("4. Invoke it with an input asset (progress bar on stderr)")
-        body = json.dumps(
-            {"inputs": [{"name": "TOP_K", "shape": [1], "datatype": "INT32", "data": [10]}]}
-        )
-        invoke_args = [
-            nvcf.function_id,
-            "--base-url",
-            nvcf.base_url,
-            "--data",
-            body,
-            "--asset",
-            str(story),
-            "--poll-seconds",
-            "1",
-            "--output",
-            str(output_dir),
-        ]
-        shown = shlex.join(["nvcf-helpers", "invoke", "-", "--data", body, "--asset", "story.txt"])
-        _run([*cli, "invoke", *invoke_args], shown + " --poll-seconds 1 --output result")
-    workspaces = list(Path(env["PYTRITON_HOME"]).glob("workspace_*"))
-    shutil.rmtree(env["PYTRITON_HOME"], ignore_errors=True)
+    )
+    nvcf.start()  # on failure it stops what it started and raises LocalNvcfError
+    _say(f"    function {nvcf.function_id} is ACTIVE at {nvcf.base_url}")
+    _say(f"    (started and healthy in {time.monotonic() - started:.1f} s)")
+    try:
+        yield nvcf
+    finally:
+        status = nvcf.stop()
+    if status != 0:
+        raise DemoError(f"the local NVCF exited with status {status} when stopped")
+
+
+def invoke(base_url: str, story: Path, output_dir: Path) -> None:
+    """Step 4: one invocation with an input asset, its progress bar on stderr."""
+    _section("4. Invoke it with an input asset (progress from NVCF's 202 answers)")
+    body = json.dumps(
+        {"inputs": [{"name": "TOP_K", "shape": [1], "datatype": "INT32", "data": [10]}]}
+    )
+    invoke_args = ["-", "--data", body, "--asset", str(story), "--poll-seconds", "1"]
+    shown = shlex.join(["-", "--data", body, "--asset", story.name, "--poll-seconds", "1"])
+    result = _run(
+        "invoke",
+        [*invoke_args, "--base-url", base_url, "--output", str(output_dir)],
+        f"{shown} --output {output_dir.name}",
+        capture=True,
+    )
+    _say(f"    response body: {result.stdout.strip()}")
+
+
+def show_result(workdir: Path, output_dir: Path) -> None:
+    """Step 5: the files the invocation brought back, and the words they count."""
+    import numpy as np
+
     _section("5. The result")
     for path in sorted(output_dir.rglob("*")):
         if path.is_file():
-            print(f"    {path.relative_to(workdir)}  ({path.stat().st_size} bytes)")
+            _say(f"    {path.relative_to(workdir)}  ({path.stat().st_size} bytes)")
     words_file = next(output_dir.rglob("WORDS.npy"), None)
     counts_file = next(output_dir.rglob("COUNTS.npy"), None)
-    if words_file is not None and counts_file is not None:
-        import numpy as np
+    if words_file is None or counts_file is None:
+        raise DemoError(f"the result in {output_dir} lacks WORDS.npy or COUNTS.npy")
+    words = np.load(words_file, allow_pickle=True)  # our own file, written by the model
+    counts = np.load(counts_file, allow_pickle=True)
+    pairs = zip(words, counts, strict=True)
+    _say("    top words: " + ", ".join(f"{w.decode()} {c}" for w, c in pairs))
 
-        words = np.load(words_file, allow_pickle=True)  # our own file, written by the model
-        counts = np.load(counts_file, allow_pickle=True)
-        print(
-            "    top words: "
-            + ", ".join(f"{w.decode()} {c}" for w, c in zip(words, counts, strict=True))
-        )
-    print("\nStopped the function and the local NVCF; nothing is left running", end="")
-    print(f", and {len(workspaces)} PyTriton workspaces are left behind.")
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def full(workdir: Path, log_path: Path) -> int:
+    """Generate, run behind a local NVCF, invoke with an asset, show the result."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_bytes(b"")  # this run's logs only
+    pytriton_home = Path(tempfile.mkdtemp(prefix="nvcf-demo-"))
+    story = workdir / "story.txt"
+    output_dir = workdir / "result"
+    try:
+        project = generate(workdir)
+        story.write_text(STORY * 40, encoding="utf-8")
+        with running(project, log_path, pytriton_home) as nvcf:
+            invoke(nvcf.base_url, story, output_dir)
+        workspaces = list(pytriton_home.glob("workspace_*"))
+        show_result(workdir, output_dir)
+    except NvcfHelperError as exc:  # LocalNvcfError and DemoError among them
+        _say(f"\nThe demo failed: {exc}")
+        tail = _tail(log_path)
+        if tail:
+            _say(f"The last lines of {log_path}:\n{tail}")
+        return 1
+    except KeyboardInterrupt:  # the servers were stopped on the way out
+        _say(f"\nInterrupted. The local NVCF's and the container's logs: {log_path}")
+        return 130
+    finally:
+        shutil.rmtree(pytriton_home, ignore_errors=True)
+    _say("\nDone: the function and the local NVCF are stopped, nothing is left running,")
+    _say(f"and {len(workspaces)} PyTriton workspaces are left behind.")
+    _say(f"The local NVCF's and the container's logs: {log_path}")
     return 0
 
 
@@ -307,15 +405,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir)"
     )
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        help="write the server's and the container's logs here "
+        "(default: DIR/demo.log with --keep, else a new nvcf-demo-*.log in the temp dir)",
+    )
     args = parser.parse_args(argv)
     if args.offline:
         return offline()
+    if args.log:
+        log_path = Path(args.log).resolve()
+    elif args.keep:
+        log_path = Path(args.keep).resolve() / "demo.log"
+    else:
+        handle, name = tempfile.mkstemp(prefix="nvcf-demo-", suffix=".log")
+        os.close(handle)
+        log_path = Path(name)
     if args.keep:
         workdir = Path(args.keep)
         workdir.mkdir(parents=True, exist_ok=True)
-        return full(workdir)
+        return full(workdir, log_path)
     with tempfile.TemporaryDirectory(prefix="nvcf-demo-") as tmp:
-        return full(Path(tmp))
+        return full(Path(tmp), log_path)
 
 
 if __name__ == "__main__":

@@ -1,73 +1,7 @@
-"""Serve a PyTriton model as an NVCF container function.
+"""Serve a PyTriton model as an NVCF container function; the docs' PyTriton guide shows how.
 
-What this adapter does for a PyTriton ``run.py``:
-
-- :func:`triton_config` builds a ``TritonConfig`` that forwards ``NVCF-*``
-  headers (``http_header_forward_pattern="NVCF-.*"``), shortens the exit
-  timeout (NVCF's worker keeps connections open, and ``docker stop`` sends
-  SIGKILL after 10 s), and leaves the ports to PyTriton's
-  ``PYTRITON_TRITON_CONFIG_HTTP_PORT`` / ``_GRPC_PORT`` / ``_METRICS_PORT``
-  environment variables (tritonserver's defaults 8000/8001/8002 otherwise).
-- :func:`with_request_context` wraps an infer callable: the outer callable
-  reads each request's :class:`~nvcf_helpers.context.RequestContext` from
-  ``Request.parameters`` (forwarded headers reach only undecorated callables)
-  and binds it, with the request id for :func:`~nvcf_helpers.log.log_request`,
-  while the inner callable runs, so the inner one may use ``@batch``. It reads
-  the context with :func:`current_context`. An
-  :class:`~nvcf_helpers.errors.InvalidInputError` raised inside reaches the
-  client as a 400 with its message; any other exception as a 500 whose message
-  has no traceback (the traceback is logged on the server).
-- :func:`install_sigterm_handler` turns SIGTERM into ``SystemExit``, so
-  ``with Triton(...)`` exits cleanly and leaves no ``~/.cache/pytriton``
-  workspace behind.
-- :func:`serve` does all of the above, applies the libpython fix of
-  :func:`nvcf_helpers.libpython.apply_libpython_fix`, configures NVCF
-  logging, and serves until SIGTERM or Ctrl-C.
-
-A complete ``run.py``::
-
-    import numpy as np
-    from pytriton.decorators import batch
-    from pytriton.model_config import ModelConfig, Tensor
-
-    from nvcf_helpers import InputError
-    from nvcf_helpers.pytriton import current_context, serve, with_request_context
-
-    import logging
-    log = logging.getLogger("my_model")
-
-    @with_request_context
-    @batch
-    def infer(INPUT0: np.ndarray) -> dict[str, np.ndarray]:
-        if not np.isfinite(INPUT0).all():
-            raise InputError("INPUT0 holds NaN or infinity: send finite numbers")
-        log.info("batch of %d", len(INPUT0))  # carries [reqid=...]
-        return {"OUTPUT0": INPUT0}
-
-    def bind(triton):
-        triton.bind(
-            model_name="my_model",
-            infer_func=infer,
-            inputs=[Tensor(name="INPUT0", dtype=np.float32, shape=(-1,))],
-            outputs=[Tensor(name="OUTPUT0", dtype=np.float32, shape=(-1,))],
-            config=ModelConfig(max_batch_size=8),
-        )
-
-    if __name__ == "__main__":
-        serve(bind)
-
-With ``@batch`` one call can hold several requests: :func:`current_contexts`
-gives one context per request; :func:`current_context` the only one (pass
-``per_request=True`` to :func:`with_request_context` to get one call per
-request, e.g. to report progress or write large outputs per request).
-
-PyTriton 0.7.0 answers every exception of an infer callable with HTTP 500
-and the traceback as the message; it has no way to send a client error. This
-module adds one: the proxy model that PyTriton ships to Triton gets a short
-addition that turns errors marked by this adapter into ``INVALID_ARG`` (HTTP
-400) or ``INTERNAL`` (500) responses carrying the message alone. Streaming
-(decoupled) models keep PyTriton's behaviour. pytriton is imported lazily,
-inside the functions that need it.
+PyTriton answers any error with a 500 and its traceback, so the proxy model it ships to
+Triton gets a short addition: errors marked here come back as 400 or 500, message only.
 """
 
 from __future__ import annotations
@@ -81,8 +15,9 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +45,16 @@ __all__ = [
 ]
 
 #: Seconds tritonserver waits for open connections and in-flight requests on
-#: exit. PyTriton's own shutdown then takes about 4.5 s; both must fit in the
-#: 10 s between ``docker stop``'s SIGTERM and its SIGKILL.
+#: exit. With NVCF's worker holding a keep-alive connection it waits all of
+#: them, after :func:`serve` has unloaded the models (about 2 s); the two must
+#: fit in the 10 s between ``docker stop``'s SIGTERM and its SIGKILL.
 DEFAULT_EXIT_TIMEOUT_SECS = 3
+
+# Seconds serve() gives its models, on shutdown, to finish their requests
+# and unload before it stops tritonserver anyway.
+_UNLOAD_TIMEOUT_SECS = 4.0
+# Seconds one call to a tritonserver that stopped answering may take then.
+_CALL_TIMEOUT_SECS = 1.0
 
 _ENV_PREFIX = "PYTRITON_TRITON_CONFIG_"
 _LOG = logging.getLogger(__name__)
@@ -531,6 +473,91 @@ def install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
+def _unload_models(url: str, access_token: str | None, names: Sequence[str]) -> None:
+    """Unload ``names`` from the tritonserver at ``url`` and wait until they are gone.
+
+    Stops waiting after ``_UNLOAD_TIMEOUT_SECS`` (a long request still running),
+    and at once when the server does not answer (it is stopping or gone).
+    """
+    import warnings
+    from http.client import HTTPException
+
+    from pytriton.client.auth import create_auth_headers
+    from pytriton.client.utils import TritonUrl, create_client_from_url
+    from tritonclient.utils import InferenceServerException
+
+    scheme = TritonUrl.from_url(url).scheme
+    headers = create_auth_headers(access_token, scheme) if access_token else None
+    deadline = time.monotonic() + _UNLOAD_TIMEOUT_SECS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the gRPC client warns that it ignores timeouts
+            client = create_client_from_url(url, network_timeout_s=_CALL_TIMEOUT_SECS)
+        with closing(client):
+            if not client.is_server_live(headers=headers):
+                return
+            for name in names:
+                client.unload_model(name, headers=headers)
+            # The server is not ready while a model unloads, and ready again once
+            # it is gone (PyTriton's own ModelManager.clean waits the same way).
+            while time.monotonic() < deadline:
+                if client.is_server_ready(headers=headers):
+                    return
+                time.sleep(0.05)
+        _LOG.info(
+            "the models are still unloading after %g s: stopping tritonserver, "
+            "which gives them its exit timeout",
+            _UNLOAD_TIMEOUT_SECS,
+        )
+    except (OSError, HTTPException, InferenceServerException) as exc:
+        # The server is stopping already (a signal sent to the whole process
+        # group reaches tritonserver too) or gone: stopping it is all that is left.
+        _LOG.debug("could not unload the models before stopping tritonserver: %r", exc)
+
+
+@functools.cache
+def _models_first_triton() -> type[Triton]:
+    """PyTriton's ``Triton``, stopping in the reverse order of its start: models first.
+
+    PyTriton's ``Triton.stop()`` signals tritonserver first, and tritonserver
+    spends its whole exit timeout waiting for idle keep-alive connections
+    (NVCF's worker keeps one open) before it unloads a model: the Python
+    backend stubs were then killed in the middle of their ``finalize``
+    ("Exit timeout expired", "Non-graceful termination detected", "Triton
+    Inference Server exited with failure"). Unloading the models through
+    Triton's model-repository API first lets each stub finalize while
+    tritonserver, the stub's tensor store and PyTriton's side all still run.
+    Every way out goes through ``stop()``: SIGTERM (``__exit__``), Ctrl-C
+    (``serve()``), a model or tritonserver that died.
+    """
+    from pytriton.triton import Triton
+
+    class ModelsFirstTriton(Triton):  # type: ignore[misc] # pytriton has no type hints
+        def __init__(self, **kwargs: Any) -> None:
+            self._nvcf_models: list[str] = []
+            self._nvcf_lock = threading.Lock()
+            super().__init__(**kwargs)
+
+        def bind(self, model_name: str, *args: Any, **kwargs: Any) -> Any:
+            result = super().bind(model_name, *args, **kwargs)
+            with self._nvcf_lock:
+                self._nvcf_models.append(model_name)
+            return result
+
+        def stop(self) -> bool:
+            with self._nvcf_lock:
+                names, self._nvcf_models = self._nvcf_models, []
+            url = getattr(self, "_url", None)  # PyTriton's own client URL for this server
+            try:
+                if names and isinstance(url, str):
+                    _unload_models(url, self.get_access_token(), names)
+            finally:
+                stopped = super().stop()  # whatever happened to the unloading
+            return bool(stopped)
+
+    return ModelsFirstTriton
+
+
 def serve(
     bind: Callable[[Triton], None],
     *,
@@ -543,7 +570,8 @@ def serve(
 
     Configures NVCF logging, installs the SIGTERM handler and the error
     mapping, applies the libpython fix, then blocks in ``Triton.serve()``.
-    On SIGTERM the server shuts down cleanly and the process exits with 0.
+    On SIGTERM or Ctrl-C it unloads the models, then stops tritonserver,
+    and the process exits with 0.
 
     Args:
         bind: called with the started ``Triton`` object; calls ``triton.bind(...)``.
@@ -553,7 +581,7 @@ def serve(
         restricted_endpoints: Triton endpoints that need PyTriton's access
             token; PyTriton's default list when None, nothing restricted when empty.
     """
-    from pytriton.triton import Triton, TritonSecurityConfig
+    from pytriton.triton import TritonSecurityConfig
 
     configure_logging(log_level, json=json_logs)
     install_sigterm_handler()
@@ -564,7 +592,8 @@ def serve(
         if restricted_endpoints is None
         else TritonSecurityConfig(restricted_endpoints=list(restricted_endpoints))
     )
-    with Triton(config=config or triton_config(), security_config=security) as triton:
+    triton_class = _models_first_triton()
+    with triton_class(config=config or triton_config(), security_config=security) as triton:
         try:
             bind(_CheckedTriton(triton))
         except WorkspacePathError as exc:

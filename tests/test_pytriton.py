@@ -426,7 +426,11 @@ class TestSigterm:
         finally:
             stop_process(process)
         assert returncode == 0, log_path.read_text()[-3000:]
-        assert "SIGTERM received, shutting down" in log_path.read_text()
+        log = log_path.read_text()
+        assert "SIGTERM received, shutting down" in log
+        # The models are unloaded before tritonserver stops, so no stub is cut off.
+        assert "Exit timeout expired" not in log
+        assert "Non-graceful termination" not in log
         assert not list(home.glob("workspace_*"))
         assert not any(_alive(pid) for pid in tritonservers)
 

@@ -4,8 +4,8 @@ The function becomes DEPLOYING when the command starts, ACTIVE when its
 health check answers the expected status (probed as NVCF does, with the
 spec's protocol, port, uri and per-probe timeout), and ERROR when the command
 exits, or never gets healthy within the startup timeout. Stopping sends
-SIGTERM to the child's whole process group, then SIGKILL after a grace period
-(what ``docker stop`` does).
+SIGTERM to the command, then SIGKILL to its whole process group after a grace
+period (what ``docker stop`` does).
 """
 
 from __future__ import annotations
@@ -170,7 +170,12 @@ class Supervisor:
                 task.cancel()
 
     async def stop(self, grace: float = 10.0) -> int | None:
-        """Stop the command: SIGTERM to its process group, SIGKILL after ``grace`` seconds.
+        """Stop the command as ``docker stop`` does: SIGTERM to it, SIGKILL after ``grace`` s.
+
+        Only the command's own process gets SIGTERM, as a container's first
+        process does: signalling the whole group made tritonserver and each
+        Python stub's helpers race the server's orderly shutdown (tracebacks,
+        leaked shared memory). What is left of the group is killed at the end.
 
         Returns:
             The command's exit status, or ``None`` if it never started.
@@ -179,7 +184,8 @@ class Supervisor:
         if self.process is None:
             return None
         if self.process.returncode is None:
-            self._kill_group(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), grace)
             except asyncio.TimeoutError:
