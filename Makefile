@@ -25,9 +25,10 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
+# One line per figure: its value, its bound, met or MISSED. Servers log to build/bench-logs/.
 bench: $(STAMP)
-	status=0; for script in helpers runtime_adapters templates local examples; do \
-		echo "== benchmarks/$$script.py"; $(PY) benchmarks/$$script.py || status=1; done; exit $$status
+	@status=0; for script in helpers runtime_adapters templates local examples; do \
+		$(PY) benchmarks/$$script.py || status=1; done; exit $$status
 
 # The documentation site, into site/; strict: any warning fails the build.
 docs: $(STAMP)

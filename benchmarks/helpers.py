@@ -1,24 +1,21 @@
-"""Benchmarks of the core helpers, each printed as a ratio measured in this run.
+"""Benchmarks of the core helpers, each figure a ratio measured in this run.
 
     python benchmarks/helpers.py            (or: make bench)
 
 1. Request context: build a RequestContext from a realistic header mapping and
    read every field, against the approach of NVIDIA's sample helpers, which
    copies the whole mapping with upper-cased keys inside every getter.
-   Bound: at most 0.5.
-2. Progress update: ProgressReporter.update (temporary file, mtime stamp,
-   atomic rename) against a plain truncate-and-write of the same JSON, which is
-   what tears reads. Reported, no bound: safety costs a few syscalls.
-3. Large output: writing through large_output() against a plain
-   open(..., "wb").write loop of the same chunks. Bound: at least 0.9.
+   Figure: our time over theirs. Bound: at most 0.5.
+2. Large output: writing through large_output() against a plain
+   open(..., "wb").write loop of the same chunks. Figure: our throughput over
+   the plain loop's. Bound: at least 0.9.
 
 Timings are the best of several alternating rounds, which is the most stable
-figure on a shared, noisy machine.
+figure for in-process code on a shared, noisy machine.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -27,8 +24,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from nvcf_helpers import ProgressReporter, RequestContext, large_output
-from nvcf_helpers.context import HEADER_NAMES
+from figures import Figure, report
+
+from nvcf_helpers import RequestContext, large_output, names
 
 ROUNDS = 7
 
@@ -52,7 +50,7 @@ def sample_headers() -> dict[str, str]:
         "asset_dir": "/var/inf/inputAssets/req",
         "large_output_dir": "/var/inf/response/req",
     }
-    for field, header in HEADER_NAMES.items():
+    for field, header in names.CONTEXT_HEADERS.items():
         headers[header] = values.get(field, str(uuid.uuid4()))
     return headers
 
@@ -65,7 +63,7 @@ def reference_context(headers: dict[str, str]) -> tuple[object, ...]:
         return upper.get(name, "")
 
     values: list[object] = []
-    for field, header in HEADER_NAMES.items():
+    for field, header in names.CONTEXT_HEADERS.items():
         raw = get(header)
         if field in ("max_response_bytes", "poll_seconds"):
             values.append(int(raw) if raw else None)
@@ -80,7 +78,7 @@ def reference_context(headers: dict[str, str]) -> tuple[object, ...]:
 
 def our_context(headers: dict[str, str]) -> tuple[object, ...]:
     ctx = RequestContext.from_headers(headers)
-    return tuple(getattr(ctx, field) for field in HEADER_NAMES)
+    return tuple(getattr(ctx, field) for field in names.CONTEXT_HEADERS)
 
 
 def best_time(function: Callable[[], object], number: int) -> float:
@@ -101,58 +99,30 @@ def compare(
     return best_ours, best_theirs
 
 
-def bench_context() -> float:
+def bench_context() -> Figure:
     headers = sample_headers()
     ours, theirs = compare(lambda: our_context(headers), lambda: reference_context(headers), 3000)
-    ratio = ours / theirs
-    print(
-        f"context: ours {ours * 1e6:.1f} us, reference {theirs * 1e6:.1f} us per request; "
-        f"ratio {ratio:.3f} (bound <= 0.5)"
+    return Figure(
+        "RequestContext vs upper-casing getters, time", ours / theirs, 0.5, at_least=False
     )
-    return ratio
 
 
-def bench_progress(root: Path) -> float:
-    ctx = RequestContext(request_id=str(uuid.uuid4()), large_output_dir=root / "progress-ours")
-    reporter = ProgressReporter(ctx)
-    plain_path = root / "progress-plain"
-    partial = {"stage": "decoding", "done": 12, "total": 100}
-    counter = iter(range(10**9))
-
-    def ours() -> None:
-        reporter.update(next(counter) % 101, partial)
-
-    def plain() -> None:
-        body = {"id": ctx.request_id, "progress": next(counter) % 101, "partialResponse": partial}
-        with open(plain_path, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(body))
-
-    ours_time, plain_time = compare(ours, plain, 300)
-    ratio = plain_time / ours_time
-    print(
-        f"progress: ours {ours_time * 1e6:.1f} us, truncate-and-write {plain_time * 1e6:.1f} us "
-        f"per update; speed ratio {ratio:.3f} (no bound: the atomic rename is the price of "
-        "never serving a torn file)"
-    )
-    return ratio
-
-
-def bench_large_output(root: Path) -> float:
+def bench_large_output(root: Path) -> Figure:
     """Each round writes a new file, as each request does, and removes it untimed."""
     chunk = os.urandom(1 << 20)
     chunks = 128  # 128 MiB a round
     ctx = RequestContext(request_id="bench", large_output_dir=root / "large")
-    names = (f"result-{index}.bin" for index in range(10**9))
+    file_names = (f"result-{index}.bin" for index in range(10**9))
 
     def ours() -> Path:
-        name = next(names)
+        name = next(file_names)
         with large_output(ctx, name) as stream:
             for _ in range(chunks):
                 stream.write(chunk)
         return root / "large" / name
 
     def plain() -> Path:
-        path = root / next(names)
+        path = root / next(file_names)
         with open(path, "wb") as stream:
             for _ in range(chunks):
                 stream.write(chunk)
@@ -165,24 +135,12 @@ def bench_large_output(root: Path) -> float:
             path = write()
             best[write] = min(best[write], time.perf_counter() - start)
             path.unlink()
-    size = chunks * len(chunk) / 1e6
-    ratio = best[plain] / best[ours]
-    print(
-        f"large output: ours {size / best[ours]:.0f} MB/s, plain writes {size / best[plain]:.0f} "
-        f"MB/s; throughput ratio {ratio:.3f} (bound >= 0.9)"
-    )
-    return ratio
+    return Figure("large_output vs plain writes, throughput", best[plain] / best[ours], 0.9)
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nvcf-bench-") as tmp:
-        root = Path(tmp)
-        context_ratio = bench_context()
-        bench_progress(root)
-        output_ratio = bench_large_output(root)
-    within = context_ratio <= 0.5 and output_ratio >= 0.9
-    print("all bounds met" if within else "a bound was missed in this run")
-    return 0 if within else 1
+        return report([bench_context(), bench_large_output(Path(tmp))])
 
 
 if __name__ == "__main__":

@@ -1,49 +1,60 @@
-"""Benchmarks of the generated projects, each printed as a ratio measured in this run.
+"""Benchmarks of the generated projects, each figure a ratio or a time measured in this run.
 
-    python benchmarks/templates.py
+    python benchmarks/templates.py            (or: make bench)
 
-1. triton-model: requests per second of the generated model (long_running=no)
-   against a minimal hand-written identity model with the same config.pbtxt,
-   both on the same tritonserver, one sequential tritonclient HTTP client
-   sending JSON and NVCF's headers, for a 16-value and a 1024-value request.
-   Bound: at least 0.85.
-2. pytriton-container: requests per second of the generated ``run.py``
-   against a bare PyTriton identity model (``@batch``, no NVCF adapter), both
-   running at once, the same client. Bound: at least 0.9.
+1. triton-model: the generated model (long_running=no) against a minimal
+   hand-written identity model with the same config.pbtxt, both on one
+   tritonserver started as a generated repository is served (its configs are
+   complete: no auto-complete). One tritonclient HTTP client sends KServe v2
+   JSON with NVCF's headers, one request at a time, alternating A B B A ...,
+   on each of 3 fresh servers; the figure is the hand-written model's median
+   latency over the generated one's (its requests/s relative to the
+   hand-written one's), at 4 and at 1,024 FP32 values. Bound: at least 0.95.
+2. pytriton-container: the generated ``run.py`` against a bare PyTriton
+   identity model (``@batch``, no NVCF adapter), both running at once, the
+   same interleaved client, 4 FP32 values. Bound: at least 0.9.
 3. Start to ready: seconds from starting tritonserver on the generated
-   repository until the model answers ready, with and without
-   ``--disable-auto-complete-config`` (the generated config.pbtxt is complete).
+   repository with ``--disable-auto-complete-config`` until the model answers
+   ready; the median of 5 starts. Bound: at most 0.5 s.
 
-Throughput is measured in alternating rounds and the best round of each side
-is kept, which is the most stable figure on a shared, noisy machine.
+Server logs go to ``build/bench-logs/templates-*.log``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from pathlib import Path
 
-import numpy as np
 import tritonclient.http as httpclient
+from figures import Figure, interleaved_medians, interleaved_times, report
+from servers import (
+    ServerFailedError,
+    fresh_servers,
+    identity_call,
+    log_path,
+    model_ready,
+    one_line_failures,
+    pytriton_process,
+)
 
+from nvcf_helpers import names
 from nvcf_helpers.scaffold import generate
-from nvcf_helpers.testing import free_port, stop_process
-from nvcf_helpers.tritonserver import TritonServer, apply_libpython_fix
+from nvcf_helpers.tritonserver import TritonServer
 
-ROUNDS = 5
-#: Request sizes (FP32 values): a tiny one, where per-request overhead shows most, and 1024.
-PAYLOADS = (16, 1024)
-REQUESTS_PER_ROUND = 300
-WARMUP = 100
+#: Request sizes (FP32 values): a tiny one, where per-request overhead shows most, and 1,024.
+PAYLOADS = (4, 1024)
+#: Requests to each side per comparison.
+REQUESTS = 6000
+#: Fresh servers the triton-model comparison is spread over (see servers.fresh_servers).
+SERVER_STARTS = 3
+#: Starts of tritonserver whose median is the start-to-ready figure.
+STARTS = 5
 
 MINIMAL_MODEL = """
 import triton_python_backend_utils as pb_utils
@@ -70,7 +81,7 @@ def infer(INPUT0):
     return {"OUTPUT0": INPUT0}
 
 
-with Triton(config=TritonConfig(http_header_forward_pattern="NVCF-.*")) as triton:
+with Triton(config=TritonConfig(http_header_forward_pattern=FORWARD_PATTERN)) as triton:
     triton.bind(
         model_name="bare",
         infer_func=infer,
@@ -85,192 +96,105 @@ with Triton(config=TritonConfig(http_header_forward_pattern="NVCF-.*")) as trito
 """
 
 
-def headers(output_dir: Path) -> dict[str, str]:
-    """What NVCF's worker sends with each request."""
-    return {
-        "NVCF-REQID": str(uuid.uuid4()),
-        "NVCF-FUNCTION-NAME": "bench",
-        "NVCF-FUNCTION-ID": str(uuid.uuid4()),
-        "NVCF-LARGE-OUTPUT-DIR": str(output_dir),
-        "NVCF-ASSET-DIR": str(output_dir),
-        "NVCF-MAX-RESPONSE-SIZE-BYTES": "5000000",
-        "NVCF-NCAID": "nca",
-    }
-
-
-def requester(
-    url: str, model: str, output_dir: Path, values: int = 16
-) -> tuple[Callable[[int], float], Callable[[], None]]:
-    """A function timing ``n`` sequential requests (seconds), and one closing its client."""
-    client = httpclient.InferenceServerClient(url)
-    data = np.arange(values, dtype=np.float32).reshape(1, values)
-    tensor = httpclient.InferInput("INPUT0", [1, values], "FP32")
-    tensor.set_data_from_numpy(data, binary_data=False)
-    wanted = [httpclient.InferRequestedOutput("OUTPUT0", binary_data=False)]
-    sent = headers(output_dir)
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            result = client.infer(model, [tensor], outputs=wanted, headers=sent)
-        elapsed = time.perf_counter() - start
-        assert np.array_equal(result.as_numpy("OUTPUT0"), data)
-        return elapsed
-
-    return run, client.close
-
-
-def best_rates(runs: dict[str, Callable[[int], float]]) -> dict[str, float]:
-    """Requests per second of each side: warm-up, then the best of alternating rounds."""
-    for run in runs.values():
-        run(WARMUP)
-    best = dict.fromkeys(runs, 0.0)
-    for _ in range(ROUNDS):
-        for name, run in runs.items():
-            best[name] = max(best[name], REQUESTS_PER_ROUND / run(REQUESTS_PER_ROUND))
-    return best
-
-
-def bench_triton_model(scratch: Path) -> float:
-    project = generate("triton-model", scratch / "gen", no_input=True)
-    repository = scratch / "repository"
-    shutil.copytree(project / "model_repository", repository)
-    minimal = repository / "minimal"
+def with_minimal_model(repository: Path, scratch: Path) -> Path:
+    """A copy of the generated repository plus ``minimal``, with the generated config."""
+    both = scratch / "repository"
+    shutil.copytree(repository, both)
+    minimal = both / "minimal"
     (minimal / "1").mkdir(parents=True)
-    config = (repository / "my_model" / "config.pbtxt").read_text()
+    config = (both / "my_model" / "config.pbtxt").read_text()
     (minimal / "config.pbtxt").write_text(config.replace('name: "my_model"', 'name: "minimal"'))
     (minimal / "1" / "model.py").write_text(MINIMAL_MODEL)
-    outputs = scratch / "outputs"
-    outputs.mkdir()
-    # The server runs in its own process with its output going to a file, as in a
-    # container: reading its log lines must not compete with the client for the GIL.
-    port = free_port()
-    command = [sys.executable, "-m", "nvcf_helpers", "serve", str(repository)]
-    command += ["--http-port", str(port), "--grpc-port", str(free_port())]
-    command += ["--disable-auto-complete-config"]
-    with (scratch / "serve.log").open("wb") as log:
-        server = subprocess.Popen(command, cwd=scratch, stdout=log, stderr=subprocess.STDOUT)
-    rates: dict[int, dict[str, float]] = {}
-    try:
-        url = f"127.0.0.1:{port}"
-        _wait_ready(server, url, ["my_model", "minimal"])
-        for values in PAYLOADS:
-            generated, close_generated = requester(url, "my_model", outputs, values)
-            hand_written, close_hand_written = requester(url, "minimal", outputs, values)
-            rates[values] = best_rates({"generated": generated, "minimal": hand_written})
-            close_generated()
-            close_hand_written()
-    finally:
-        stop_process(server)
-    ratios = []
-    for values, measured in rates.items():
-        ratio = measured["generated"] / measured["minimal"]
-        ratios.append(ratio)
-        print(
-            f"1. triton-model, {values} FP32 values: generated {measured['generated']:.0f} req/s, "
-            f"hand-written identity {measured['minimal']:.0f} req/s: ratio {ratio:.2f} "
-            f"(bound >= 0.85: {'met' if ratio >= 0.85 else 'MISSED'})"
-        )
-    return min(ratios)
+    return both
 
 
-def _start(
-    command: list[str], cwd: Path, home: Path, model: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    ports = [free_port() for _ in range(3)]
-    env = dict(
-        os.environ,
-        PYTRITON_HOME=str(home),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTRITON_TRITON_CONFIG_HTTP_PORT=str(ports[0]),
-        PYTRITON_TRITON_CONFIG_GRPC_PORT=str(ports[1]),
-        PYTRITON_TRITON_CONFIG_METRICS_PORT=str(ports[2]),
-    )
-    apply_libpython_fix(env)  # the environment fix, for both sides; not the adapter
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"127.0.0.1:{ports[0]}"
-    _wait_ready(process, url, [model])
-    return process, url
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, models: list[str]) -> None:
-    deadline = time.monotonic() + 120
-    pending = list(models)
-    while pending:
-        try:
-            with urllib.request.urlopen(
-                f"http://{url}/v2/models/{pending[0]}/ready", timeout=2
-            ) as r:
-                if r.status == 200:
-                    pending.pop(0)
-                    continue
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{process.args} did not get ready")
-        time.sleep(0.2)
-
-
-def bench_pytriton(scratch: Path) -> float:
-    project = generate("pytriton-container", scratch / "gen", no_input=True)
-    (scratch / "bare.py").write_text(BARE_PYTRITON)
-    outputs = scratch / "outputs"
-    outputs.mkdir()
-    generated, generated_url = _start(
-        [sys.executable, "run.py"], project, scratch / "h1", "my_model"
-    )
-    try:
-        bare, bare_url = _start([sys.executable, "bare.py"], scratch, scratch / "h2", "bare")
-        try:
-            run_generated, close_generated = requester(generated_url, "my_model", outputs)
-            run_bare, close_bare = requester(bare_url, "bare", outputs)
-            rates = best_rates({"generated": run_generated, "bare": run_bare})
-            close_generated()
-            close_bare()
-        finally:
-            stop_process(bare)
-    finally:
-        stop_process(generated)
-    ratio = rates["generated"] / rates["bare"]
-    print(
-        f"2. pytriton-container: generated run.py {rates['generated']:.0f} req/s, bare PyTriton "
-        f"{rates['bare']:.0f} req/s: ratio {ratio:.2f} (bound >= 0.9)"
-    )
-    return ratio
-
-
-def bench_start_to_ready(scratch: Path) -> None:
-    project = generate("triton-model", scratch / "gen", no_input=True)
-    times: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(3):
-        for disable in (False, True):
-            server = TritonServer(
-                project / "model_repository", disable_auto_complete_config=disable
+def bench_triton_model(repository: Path, scratch: Path) -> Iterator[Figure]:
+    both = with_minimal_model(repository, scratch)
+    times: dict[int, dict[str, list[float]]] = {
+        values: {"generated": [], "minimal": []} for values in PAYLOADS
+    }
+    for client in fresh_servers(both, "templates-triton-model", SERVER_STARTS):
+        for values, sides in times.items():
+            measured = interleaved_times(
+                {
+                    "generated": identity_call(client, "my_model", values, scratch),
+                    "minimal": identity_call(client, "minimal", values, scratch),
+                },
+                REQUESTS // SERVER_STARTS,
             )
+            for side, samples in measured.items():
+                sides[side] += samples
+    for values, sides in times.items():
+        ratio = statistics.median(sides["minimal"]) / statistics.median(sides["generated"])
+        yield Figure(f"generated triton-model vs hand-written, {values:,} FP32", ratio, 0.95)
+
+
+def bench_pytriton(scratch: Path) -> Figure:
+    project = generate("pytriton-container", scratch / "generated", no_input=True)
+    bare = scratch / "bare.py"
+    bare.write_text(BARE_PYTRITON.replace("FORWARD_PATTERN", repr(names.HEADER_FORWARD_PATTERN)))
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(pytriton_process(script, model, f"templates-pytriton-{model}"))
+            for script, model in ((project / "run.py", "my_model"), (bare, "bare"))
+        ]
+        clients = [
+            stack.enter_context(closing(httpclient.InferenceServerClient(url))) for url in urls
+        ]
+        medians = interleaved_medians(
+            {
+                "generated": identity_call(clients[0], "my_model", 4, scratch),
+                "bare": identity_call(clients[1], "bare", 4, scratch),
+            },
+            REQUESTS // 2,
+        )
+    ratio = medians["bare"] / medians["generated"]
+    return Figure("generated pytriton-container vs bare PyTriton, 4 FP32", ratio, 0.9)
+
+
+def bench_start_to_ready(repository: Path) -> Figure:
+    """Median seconds from start() to the model answering ready, polled every 5 ms."""
+    times = []
+    log = log_path("templates-start-to-ready")
+    with log.open("w") as stream:
+        for _ in range(STARTS):
+            server = TritonServer(repository, disable_auto_complete_config=True, stdout=stream)
+            url = server.url.removeprefix("http://")
             start = time.perf_counter()
-            with server:
-                server.wait_ready(timeout=120)
-                times[disable].append(time.perf_counter() - start)
-    auto, complete = statistics.median(times[False]), statistics.median(times[True])
-    print(
-        f"3. start to ready (median of 3): {auto:.2f} s with auto-complete, {complete:.2f} s with "
-        f"--disable-auto-complete-config: ratio {complete / auto:.2f}"
+            server.start()
+            try:
+                while not model_ready(url, "my_model", timeout=0.5):
+                    if server.returncode is not None or time.perf_counter() - start > 120:
+                        raise ServerFailedError("tritonserver", log)
+                    time.sleep(0.005)
+                times.append(time.perf_counter() - start)
+            finally:
+                server.stop()
+    return Figure(
+        "start to ready, generated triton-model, no auto-complete",
+        statistics.median(times),
+        0.5,
+        unit="s",
+        at_least=False,
     )
+
+
+def figures(scratch: Path) -> Iterator[Figure]:
+    for name in ("triton-model", "pytriton"):
+        (scratch / name).mkdir()
+    project = generate("triton-model", scratch / "triton-model" / "generated", no_input=True)
+    repository = project / "model_repository"
+    yield from bench_triton_model(repository, scratch / "triton-model")
+    yield bench_pytriton(scratch / "pytriton")
+    yield bench_start_to_ready(repository)
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="nvcf-bench-templates-") as scratch:
-        root = Path(scratch)
-        for name in ("a", "b", "c"):
-            (root / name).mkdir()
-        triton_ratio = bench_triton_model(root / "a")
-        pytriton_ratio = bench_pytriton(root / "b")
-        bench_start_to_ready(root / "c")
-    ok = triton_ratio >= 0.85 and pytriton_ratio >= 0.9
-    print("all bounds met" if ok else "a bound was missed")
-    return 0 if ok else 1
+    with (
+        one_line_failures(),
+        tempfile.TemporaryDirectory(prefix="nvcf-bench-templates-") as scratch,
+    ):
+        return report(figures(Path(scratch)))
 
 
 if __name__ == "__main__":

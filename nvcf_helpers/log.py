@@ -16,7 +16,7 @@ import contextvars
 import json as _json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -31,9 +31,25 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+# An adapter that runs one request at a time per thread (the Triton Python
+# backend) can name the running request here instead of binding it with
+# log_request: setting a ContextVar per request costs more than the rest of its
+# loop, and most requests never log.
+_running_request_id: Callable[[], str | None] | None = None
+
+
+def _set_running_request_id(source: Callable[[], str | None] | None) -> None:
+    """Where :func:`current_request_id` looks when :func:`log_request` bound nothing."""
+    global _running_request_id  # noqa: PLW0603 - one hook per process, set by an adapter
+    _running_request_id = source
+
+
 def current_request_id() -> str | None:
-    """The request id bound by the innermost :func:`log_request`, if any."""
-    return _request_id.get()
+    """The request id bound by the innermost :func:`log_request`, or of the running request."""
+    request_id = _request_id.get()
+    if request_id is None and _running_request_id is not None:
+        return _running_request_id()
+    return request_id
 
 
 @contextmanager
@@ -56,7 +72,7 @@ class _RequestIdFilter(logging.Filter):
     """Stamps each record with the request id bound where it was logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.nvcf_request_id = _request_id.get()
+        record.nvcf_request_id = current_request_id()
         return True
 
 

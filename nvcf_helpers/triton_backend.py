@@ -1,59 +1,22 @@
-"""The NVCF contract inside a Triton Python-backend ``model.py``.
+"""The NVCF contract inside a Triton Python-backend ``model.py``; the docs' guide shows one.
 
-This module runs inside Triton's Python backend stub, on stock Triton images
-where nothing but the ``nvcf_helpers`` core travels with the model. It uses
-the standard library, numpy, and ``triton_python_backend_utils`` (imported
-lazily, when a response is built).
-
-- :func:`context_from_request`: the :class:`~nvcf_helpers.context.RequestContext`
-  of a request, from the ``NVCF-*`` headers Triton forwards into
-  ``request.parameters()`` (start tritonserver with
-  ``--http-header-forward-pattern NVCF-.*``).
-- :func:`input_array` and :func:`scalar_input`: read inputs with clear
-  :class:`~nvcf_helpers.errors.InputError` messages; scalars are typed,
-  checked for shape and data type, and may have defaults.
-- :func:`error_response`: an exception as an ``InferenceResponse`` error:
-  ``INVALID_ARG`` (HTTP 400) with the message for the caller's mistakes
-  (:class:`~nvcf_helpers.errors.InvalidInputError`), ``INTERNAL`` (HTTP 500)
-  otherwise, never a traceback (that one is logged on the server).
-- :func:`execute_requests`: runs a per-request handler over
-  ``execute(requests)``, each call inside :func:`~nvcf_helpers.log.log_request`
-  so log lines carry the request id, with exceptions converted.
-
-A complete ``model.py`` (inputs ``INPUT0`` FP32 ``[-1]`` and an optional
-``SCALE`` FP32 ``[1]``; output ``OUTPUT0`` FP32 ``[-1]``)::
-
-    import logging
-
-    from nvcf_helpers import configure_logging
-    from nvcf_helpers.triton_backend import execute_requests, input_array, scalar_input
-
-    log = logging.getLogger("my_model")
-
-
-    class TritonPythonModel:
-        def initialize(self, args):
-            configure_logging()  # NVCF's format on stdout, which NVCF collects
-
-        def execute(self, requests):
-            return execute_requests(requests, self.handle)
-
-        def handle(self, request, ctx):
-            values = input_array(request, "INPUT0")
-            scale = scalar_input(request, "SCALE", float, default=1.0)
-            log.info("scaling %d values by %g", values.size, scale)  # [reqid=...]
-            return {"OUTPUT0": (values * scale).astype("float32")}
+Runs in Triton's Python backend stub on stock images: it needs the standard library, numpy,
+and ``triton_python_backend_utils`` (imported lazily, when a response is built).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from threading import get_ident
 from typing import Any, TypeVar, cast, overload
 
+from nvcf_helpers import names
 from nvcf_helpers.context import RequestContext
-from nvcf_helpers.errors import InputError, InvalidInputError
-from nvcf_helpers.log import log_request
+from nvcf_helpers.errors import HeaderError, InputError, InvalidInputError
+from nvcf_helpers.log import _set_running_request_id
 
 __all__ = [
     "context_from_request",
@@ -137,10 +100,10 @@ def input_array(request: Any, name: str) -> Any:
     Raises:
         InputError: the request has no input called ``name``.
     """
-    tensor = _find_input(request, name)
-    if tensor is None:
-        raise InputError(f"input {name} is missing: send it with the request")
-    return tensor.as_numpy()
+    for tensor in request.inputs():  # _find_input, inlined: this runs for every input
+        if tensor.name() == name:
+            return tensor.as_numpy()
+    raise InputError(f"input {name} is missing: send it with the request")
 
 
 @overload
@@ -274,13 +237,10 @@ def _pb() -> Any:
 
 def _as_response(result: Any) -> Any:
     pb_utils = _pb()
-    # dict first: the common case, and cheaper than the Mapping ABC check.
-    if isinstance(result, dict) or (
-        not isinstance(result, pb_utils.InferenceResponse) and isinstance(result, Mapping)
-    ):
-        tensors = [pb_utils.Tensor(name, array) for name, array in result.items()]
-    elif isinstance(result, pb_utils.InferenceResponse):
+    if isinstance(result, pb_utils.InferenceResponse):
         return result
+    if isinstance(result, Mapping):
+        tensors = [pb_utils.Tensor(name, array) for name, array in result.items()]
     else:
         tensors = list(cast(Sequence[Any], result))
     return pb_utils.InferenceResponse(output_tensors=tensors)
@@ -291,11 +251,18 @@ def execute_requests(
 ) -> list[Any]:
     """Answer each request with ``handle(request, ctx)``; the body of ``execute``.
 
-    For each request: parse its context (a malformed ``NVCF-*`` header is
-    answered with 400), bind its request id for logging, call ``handle``,
-    and turn what it returns into a response. An exception answers that
-    request alone, as :func:`error_response` describes; the other requests
-    of the batch are not affected.
+    For each request: call ``handle`` and turn what it returns into a
+    response. An exception answers that request alone, as
+    :func:`error_response` describes; the other requests of the batch are
+    not affected.
+
+    A request pays only for what it uses. ``ctx`` is parsed from the
+    forwarded headers when the handler first reads one of its fields (a
+    malformed ``NVCF-*`` header then raises :class:`HeaderError` there, which
+    answers 400). Log lines written while ``handle`` runs carry the request
+    id (``[reqid=...]``), looked up when a line is written, as
+    :func:`~nvcf_helpers.current_request_id` is. A request that neither reads
+    ``ctx`` nor logs is never parsed.
 
     Args:
         requests: what Triton passed to ``execute``.
@@ -305,16 +272,117 @@ def execute_requests(
     Returns:
         One ``InferenceResponse`` per request, in order.
     """
+    global _running  # noqa: PLW0603 - what current_request_id() reads
+    pb_utils = _pb_utils if _pb_utils is not None else _pb()
+    tensor, response_type = pb_utils.Tensor, pb_utils.InferenceResponse
+    outer, thread = _running, get_ident()
     responses: list[Any] = []
     for request in requests:
+        ctx = _new_context(_LazyContext)
+        _set_slot(ctx, "_request", request)
+        _running = (ctx, thread)
         try:
-            ctx = context_from_request(request)
-        except InvalidInputError as exc:
-            responses.append(error_response(exc))
-            continue
-        with log_request(ctx):
-            try:
-                responses.append(_as_response(handle(request, ctx)))
-            except Exception as exc:
-                responses.append(error_response(exc))
+            result = handle(request, ctx)
+            if type(result) is dict:  # the common case, built without a Python-level call
+                response = response_type(list(map(tensor, result, result.values())))
+            else:
+                response = _as_response(result)
+        except Exception as exc:
+            response = error_response(exc)
+        finally:
+            _running = outer
+        responses.append(response)
     return responses
+
+
+# --- the lazy context, and the request id bound when a log line needs it -----------
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(RequestContext))
+_FIELD_SET = frozenset(_FIELDS)
+_REQUEST_ID_KEY = names.REQUEST_ID.lower()
+_new_context = object.__new__
+_set_slot = object.__setattr__
+
+
+class _LazyContext(RequestContext):
+    """A request's context whose fields are parsed when one is first read.
+
+    Until then the fields' slots are empty, so reading one falls through to
+    ``__getattr__``, which parses every header at once (a malformed one
+    raises :class:`HeaderError` from that read) and fills the slots: later
+    reads cost what a plain context's do. Equality, hashing, ``repr`` and
+    pickling behave as those of the plain :class:`RequestContext`.
+    """
+
+    __slots__ = ("_request",)
+    _request: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FIELD_SET:
+            raise AttributeError(f"'RequestContext' object has no attribute {name!r}")
+        parsed = context_from_request(self._request)
+        for field in _FIELDS:
+            _set_slot(self, field, getattr(parsed, field))
+        return getattr(parsed, name)
+
+    def plain(self) -> RequestContext:
+        """The parsed context as a plain :class:`RequestContext`."""
+        return RequestContext(*(getattr(self, field) for field in _FIELDS))
+
+    def __repr__(self) -> str:
+        try:
+            return repr(self.plain())
+        except HeaderError as exc:
+            return f"RequestContext(<{exc}>)"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _LazyContext):
+            other = other.plain()
+        if not isinstance(other, RequestContext):
+            return NotImplemented
+        return self.plain() == other
+
+    def __hash__(self) -> int:
+        return hash(self.plain())
+
+    def __reduce__(self) -> tuple[type[RequestContext], tuple[Any, ...]]:
+        return RequestContext, tuple(getattr(self, field) for field in _FIELDS)
+
+
+def _lenient_request_id(request: Any) -> str | None:
+    """The ``NVCF-REQID`` of a request whose other headers may be malformed."""
+    try:
+        decoded = json.loads(request.parameters() or "{}")
+    except ValueError:
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    found = None
+    for key, value in decoded.items():  # the last spelling wins, as in RequestContext
+        if key.lower() == _REQUEST_ID_KEY and isinstance(value, str) and value.strip():
+            found = value
+    return found
+
+
+#: The request whose handler runs, and the thread running it. A plain global, not a
+#: ContextVar: setting one per request costs more than all the rest of this loop, and
+#: the thread id keeps other threads' log lines from taking the request's id.
+_running: tuple[_LazyContext, int] | None = None
+
+
+def _running_request_id() -> str | None:
+    """The id of the request whose handler runs on this thread (for its log lines).
+
+    A malformed header elsewhere does not keep a log line from naming the
+    request: only reading the context answers 400.
+    """
+    running = _running
+    if running is None or running[1] != get_ident():
+        return None
+    try:
+        return running[0].request_id
+    except HeaderError:
+        return _lenient_request_id(running[0]._request)
+
+
+_set_running_request_id(_running_request_id)

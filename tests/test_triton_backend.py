@@ -9,10 +9,17 @@ under the real tritonserver and call it with tritonclient.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import json
+import logging
+import pickle
 import re
+import sys
+import threading
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +28,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nvcf_helpers import RequestContext, configure_logging, current_request_id, names
+from nvcf_helpers import triton_backend as backend
 from nvcf_helpers.errors import HeaderError, InputError, InvalidInputError
 from nvcf_helpers.triton.server import TritonServer
 from nvcf_helpers.triton_backend import (
     _error_code_and_message,
     context_from_request,
+    execute_requests,
     input_array,
     scalar_input,
     scalar_inputs,
@@ -52,12 +62,19 @@ class _Request:
     def __init__(self, parameters: str = "{}", **inputs: Any) -> None:
         self._parameters = parameters
         self._inputs = [_Tensor(name, array) for name, array in inputs.items()]
+        self.parameter_reads = 0
 
     def inputs(self) -> list[_Tensor]:
         return self._inputs
 
     def parameters(self) -> str:
+        self.parameter_reads += 1
         return self._parameters
+
+
+def _params(headers: dict[str, str]) -> str:
+    """The ``parameters()`` JSON of a request that carried ``headers``."""
+    return json.dumps(headers)
 
 
 class TestScalarInput:
@@ -165,14 +182,14 @@ class TestInputArrayAndContext:
 
     def test_context_from_parameters_json(self) -> None:
         """A repeated key (body parameter, then forwarded header) keeps the header's value."""
-        parameters = '{"NVCF-REQID": "from-body", "NVCF-REQID": "hdr"}'
+        parameters = f'{{"{names.REQUEST_ID}": "from-body", "{names.REQUEST_ID}": "hdr"}}'
         ctx = context_from_request(_Request(parameters))
         assert ctx.request_id == "hdr"
 
     def test_malformed_header_is_client_error(self) -> None:
         """A malformed NVCF header raises HeaderError, an InvalidInputError."""
-        with pytest.raises(HeaderError, match=r"NVCF-MAX-RESPONSE-SIZE-BYTES is 'x'"):
-            context_from_request(_Request('{"NVCF-MAX-RESPONSE-SIZE-BYTES": "x"}'))
+        with pytest.raises(HeaderError, match=rf"{names.MAX_RESPONSE_SIZE} is 'x'"):
+            context_from_request(_Request(_params({names.MAX_RESPONSE_SIZE: "x"})))
 
 
 class TestErrorClassification:
@@ -189,6 +206,208 @@ class TestErrorClassification:
         assert code == "INTERNAL"
         assert message == "internal error: KeyError: 'weights'"
         assert _error_code_and_message(RuntimeError())[1] == "internal error: RuntimeError"
+
+
+class TestLazyContext:
+    """The context execute_requests hands over is parsed when a field is first read."""
+
+    def _context(self, parameters: str) -> tuple[RequestContext, _Request]:
+        request = _Request(parameters)
+        seen: list[RequestContext] = []
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            seen.append(ctx)
+            return {}
+
+        execute_requests([request], handle)
+        return seen[0], request
+
+    def test_not_parsed_until_read(self, fake_pb_utils: Any) -> None:
+        """Building it reads nothing; the first field read parses every header, once."""
+        ctx, request = self._context(
+            _params({names.REQUEST_ID: "r1", names.MAX_RESPONSE_SIZE: "9"})
+        )
+        assert request.parameter_reads == 0
+        assert isinstance(ctx, RequestContext)
+        assert (ctx.request_id, ctx.max_response_bytes, ctx.asset_ids) == ("r1", 9, ())
+        assert request.parameter_reads == 1
+
+    def test_behaves_as_a_plain_context(self, fake_pb_utils: Any) -> None:
+        """Equality, hashing, repr, copies, pickling and replace match the parsed context."""
+        ctx, _ = self._context(_params({names.REQUEST_ID: "r1"}))
+        plain = RequestContext(request_id="r1")
+        assert ctx == plain
+        assert plain == ctx
+        assert hash(ctx) == hash(plain)
+        assert repr(ctx) == repr(plain)
+        assert pickle.loads(pickle.dumps(ctx)) == plain
+        assert copy.copy(ctx) == plain
+        assert dataclasses.asdict(ctx) == dataclasses.asdict(plain)
+        assert dataclasses.replace(ctx, region="r") == RequestContext(request_id="r1", region="r")
+
+    def test_malformed_header_raises_on_read(self, fake_pb_utils: Any) -> None:
+        """A malformed header raises HeaderError from the read, and repr says why."""
+        ctx, _ = self._context(_params({names.MAX_RESPONSE_SIZE: "lots"}))
+        with pytest.raises(HeaderError, match=rf"{names.MAX_RESPONSE_SIZE} is 'lots'"):
+            _ = ctx.request_id
+        assert f"{names.MAX_RESPONSE_SIZE} is 'lots'" in repr(ctx)
+
+    def test_unknown_attribute(self, fake_pb_utils: Any) -> None:
+        """A name that is no field is an AttributeError, and parses nothing."""
+        ctx, request = self._context("{}")
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            _ = ctx.nope  # type: ignore[attr-defined]
+        assert request.parameter_reads == 0
+
+
+class _PbTensor:
+    def __init__(self, name: str, array: Any) -> None:
+        self.name, self.array = name, array
+
+
+class _PbError:
+    INVALID_ARG = "INVALID_ARG"
+    INTERNAL = "INTERNAL"
+
+    def __init__(self, message: str, code: str) -> None:
+        self.message, self.code = message, code
+
+
+class _PbResponse:
+    def __init__(self, output_tensors: Any = None, error: _PbError | None = None) -> None:
+        self.output_tensors, self.error = output_tensors, error
+
+
+@pytest.fixture
+def fake_pb_utils(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A stand-in triton_python_backend_utils."""
+    module = types.ModuleType("triton_python_backend_utils")
+    module.Tensor = _PbTensor  # type: ignore[attr-defined]
+    module.TritonError = _PbError  # type: ignore[attr-defined]
+    module.InferenceResponse = _PbResponse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", module)
+    monkeypatch.setattr(backend, "_pb_utils", None)
+    return module
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """NVCF-format log lines, captured; the root logger restored afterwards."""
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream=stream)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    """The messages of the NVCF-format lines written (traceback lines left out)."""
+    marker = "[INFERENCE] "
+    return [line.split(marker, 1)[1] for line in stream.getvalue().splitlines() if marker in line]
+
+
+class TestExecuteRequests:
+    """A request pays for its context and its request id only when it uses them."""
+
+    def test_unused_context_is_never_parsed(self, fake_pb_utils: Any, log_output: Any) -> None:
+        """No field read, no log line: parameters() is never called, even if malformed."""
+        request = _Request(_params({names.MAX_RESPONSE_SIZE: "lots"}), INPUT0=np.ones(2))
+        (response,) = execute_requests(
+            [request], lambda r, ctx: {"OUTPUT0": input_array(r, "INPUT0")}
+        )
+        assert response.error is None
+        assert [t.name for t in response.output_tensors] == ["OUTPUT0"]
+        assert request.parameter_reads == 0
+
+    def test_log_lines_carry_the_request_id(self, fake_pb_utils: Any, log_output: Any) -> None:
+        """Lines logged while a request is handled name it; lines after it do not."""
+        log = logging.getLogger("model")
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            log.info("first")
+            log.info("second")
+            return {}
+
+        requests = [_Request(json.dumps({names.REQUEST_ID.lower(): rid})) for rid in "ab"]
+        execute_requests(requests, handle)
+        log.info("after")
+        assert _lines(log_output) == [
+            "[reqid=a] first",
+            "[reqid=a] second",
+            "[reqid=b] first",
+            "[reqid=b] second",
+            "after",
+        ]
+        assert [r.parameter_reads for r in requests] == [1, 1]
+        assert current_request_id() is None
+
+    def test_other_threads_lines_do_not_take_the_id(
+        self, fake_pb_utils: Any, log_output: Any
+    ) -> None:
+        """A thread the handler starts logs without the request's id, as log_request binds."""
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            worker = threading.Thread(target=logging.getLogger("model").info, args=("worker",))
+            worker.start()
+            worker.join()
+            logging.getLogger("model").info("handler")
+            return {}
+
+        execute_requests([_Request(_params({names.REQUEST_ID: "r4"}))], handle)
+        assert _lines(log_output) == ["worker", "[reqid=r4] handler"]
+
+    def test_malformed_header_met_by_a_log_line_still_names_the_request(
+        self, fake_pb_utils: Any, log_output: Any
+    ) -> None:
+        """A log line does not read the context: the request is answered, its line named."""
+        request = _Request(_params({names.REQUEST_ID: "r1", names.MAX_RESPONSE_SIZE: "lots"}))
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            logging.getLogger("model").info("working")
+            return {}
+
+        (response,) = execute_requests([request], handle)
+        assert response.error is None
+        assert _lines(log_output) == ["[reqid=r1] working"]
+
+    def test_current_request_id_inside_the_handler(self, fake_pb_utils: Any) -> None:
+        """current_request_id() names the running request, and nothing after it."""
+        seen: list[str | None] = []
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            seen.append(current_request_id())
+            return {}
+
+        execute_requests([_Request(_params({names.REQUEST_ID: "r5"}))], handle)
+        assert seen == ["r5"]
+        assert current_request_id() is None
+
+    def test_malformed_header_read_is_400(self, fake_pb_utils: Any) -> None:
+        """Reading a field of a malformed context answers that request alone with 400."""
+        requests = [_Request(_params({names.MAX_RESPONSE_SIZE: "x"})), _Request()]
+        responses = execute_requests(requests, lambda r, ctx: {"N": ctx.max_response_bytes})
+        assert responses[0].error.code == "INVALID_ARG"
+        assert responses[1].error is None
+        assert responses[1].output_tensors[0].array == names.DEFAULT_MAX_RESPONSE_BYTES
+
+    def test_crash_is_internal_and_logged_with_the_id(
+        self, fake_pb_utils: Any, log_output: Any
+    ) -> None:
+        """An unexpected error answers INTERNAL; its logged traceback names the request."""
+
+        def handle(request: Any, ctx: RequestContext) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+        (response,) = execute_requests([_Request(_params({names.REQUEST_ID: "r9"}))], handle)
+        assert (response.error.code, response.error.message) == (
+            "INTERNAL",
+            "internal error: RuntimeError: boom",
+        )
+        assert (
+            _lines(log_output)[0] == "[reqid=r9] request failed: internal error: RuntimeError: boom"
+        )
 
 
 # --- the fixture model under real tritonserver -------------------------------------------
@@ -260,11 +479,11 @@ class TestUnderTritonServer:
         """The model sees the NVCF headers tritonclient sent, parsed into typed fields."""
         request_id = str(uuid.uuid4())
         headers = {
-            "NVCF-REQID": request_id,
-            "NVCF-FUNCTION-ID": "fn-1",
-            "NVCF-ASSET-DIR": "/var/inf/inputAssets/x",
-            "NVCF-MAX-RESPONSE-SIZE-BYTES": "1234",
-            "NVCF-FUNCTION-ASSET-IDS": "a1, a2",
+            names.REQUEST_ID: request_id,
+            names.FUNCTION_ID: "fn-1",
+            names.ASSET_DIR: "/var/inf/inputAssets/x",
+            names.MAX_RESPONSE_SIZE: "1234",
+            names.FUNCTION_ASSET_IDS: "a1, a2",
         }
         output, seen = _call(client, [1.0, 2.0], headers=headers)
         assert output.tolist() == [1.0, 2.0]
@@ -285,7 +504,7 @@ class TestUnderTritonServer:
         """No NVCF headers: no request id, NVCF's default response size."""
         _, seen = _call(client, [1.0])
         assert seen["request_id"] is None
-        assert seen["max_response_bytes"] == 5_000_000
+        assert seen["max_response_bytes"] == names.DEFAULT_MAX_RESPONSE_BYTES
 
     def test_bad_scalar_is_400_without_traceback(self, client: Any) -> None:
         """Two SCALE values answer HTTP 400 with the message alone."""
@@ -311,9 +530,9 @@ class TestUnderTritonServer:
         from tritonclient.utils import InferenceServerException
 
         with pytest.raises(InferenceServerException) as caught:
-            _call(client, [1.0], headers={"NVCF-MAX-RESPONSE-SIZE-BYTES": "lots"})
+            _call(client, [1.0], headers={names.MAX_RESPONSE_SIZE: "lots"})
         assert caught.value.status() == "400"
-        assert "header NVCF-MAX-RESPONSE-SIZE-BYTES is 'lots'" in caught.value.message()
+        assert f"header {names.MAX_RESPONSE_SIZE} is 'lots'" in caught.value.message()
 
     def test_crash_is_500_without_traceback(
         self, client: Any, served: tuple[TritonServer, io.StringIO]
@@ -323,7 +542,7 @@ class TestUnderTritonServer:
 
         request_id = str(uuid.uuid4())
         with pytest.raises(InferenceServerException) as caught:
-            _call(client, [1.0], mode="crash", headers={"NVCF-REQID": request_id})
+            _call(client, [1.0], mode="crash", headers={names.REQUEST_ID: request_id})
         assert caught.value.status() == "500"
         assert (
             caught.value.message() == "internal error: RuntimeError: the model crashed on purpose"
@@ -337,7 +556,7 @@ class TestUnderTritonServer:
     ) -> None:
         """The model's log line is in NVCF's format and carries the request id."""
         request_id = str(uuid.uuid4())
-        _call(client, [1.0, 2.0, 3.0], headers={"NVCF-REQID": request_id})
+        _call(client, [1.0, 2.0, 3.0], headers={names.REQUEST_ID: request_id})
         pattern = (
             r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[INFO\] \[INFERENCE\] "
             rf"\[reqid={re.escape(request_id)}\] echo of 3 values"

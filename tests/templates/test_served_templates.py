@@ -236,19 +236,26 @@ class TestDefaultModel:
         assert caught.value.status() == "400"
         assert caught.value.message() == "input INPUT0 holds NaN or infinity: send finite numbers"
 
-    def test_malformed_header_is_400(self, served: Served, tmp_path: Path) -> None:
-        """A malformed NVCF header is the caller's mistake too."""
-        from tritonclient.utils import InferenceServerException
-
-        with pytest.raises(InferenceServerException) as caught:
-            _infer(served, "my_model", tmp_path, max_response_bytes="lots")  # type: ignore[arg-type]
-        assert caught.value.status() == "400"
-        assert "NVCF-MAX-RESPONSE-SIZE-BYTES" in caught.value.message()
-        assert "Traceback" not in caught.value.message()
+    def test_a_header_the_model_never_reads_costs_nothing(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        """The echo model reads no context, so a malformed header it ignores does not fail it."""
+        outputs, inputs = _infer(served, "my_model", tmp_path, max_response_bytes="lots")  # type: ignore[arg-type]
+        np.testing.assert_array_equal(outputs["OUTPUT0"], inputs["INPUT0"])
 
 
 class TestLongRunningModel:
     """long_running=yes with several inputs and outputs, no batching."""
+
+    def test_malformed_header_it_reads_is_400(self, served: Served, tmp_path: Path) -> None:
+        """A malformed NVCF header the model reads is the caller's mistake: 400, no traceback."""
+        from tritonclient.utils import InferenceServerException
+
+        with pytest.raises(InferenceServerException) as caught:
+            _infer(served, "long_model", tmp_path, max_response_bytes="lots")  # type: ignore[arg-type]
+        assert caught.value.status() == "400"
+        assert "NVCF-MAX-RESPONSE-SIZE-BYTES" in caught.value.message()
+        assert "Traceback" not in caught.value.message()
 
     def test_outputs_and_progress(self, served: Served, tmp_path: Path) -> None:
         """Every output is answered; the progress file names the request and ends at 100."""
