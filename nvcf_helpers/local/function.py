@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -13,7 +14,7 @@ from typing import Any
 from nvcf_helpers import names
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["FunctionStatus", "LocalFunction"]
+__all__ = ["FunctionStatus", "HealthVerdict", "LocalFunction"]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
@@ -34,12 +35,48 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + "Z"
 
 
+@dataclass(frozen=True)
+class HealthVerdict:
+    """The outcome of one health check of the container, as the status API reports it.
+
+    Attributes:
+        healthy: the check answered the expected status.
+        request: what was asked, e.g. ``GET http://127.0.0.1:8000/v2/health/ready``.
+        answer: what came back: a status code, ``connection refused``, ``no answer within 10 s``.
+        cause: why that counts as unhealthy, in a sentence (empty when healthy).
+        fix: what to change so that it passes (empty when healthy).
+        checked_at: when the check ended (``time.time()``).
+    """
+
+    healthy: bool
+    request: str
+    answer: str
+    cause: str = ""
+    fix: str = ""
+    checked_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """The check in the status API's ``healthInfo.healthCheck``."""
+        return {
+            "healthy": self.healthy,
+            "request": self.request,
+            "answer": self.answer,
+            "checkedAt": _iso(self.checked_at),
+        }
+
+
 @dataclass
 class LocalFunction:
     """A function version as NVCF's API describes it, with a fresh id per run.
 
     ``status`` moves INACTIVE -> DEPLOYING -> ACTIVE, or to ERROR when the
-    container process exits or never becomes healthy; ``error`` says why.
+    container process exits or never becomes healthy; ``error`` says why and
+    ``fix`` what to do. After ACTIVE the container's health is checked on:
+    while ``health`` is unhealthy the function stays ACTIVE (NVCF's control
+    plane still counts the running instance) but its worker takes no new
+    work, so invocations wait in the queue (:meth:`wait_until_taking_work`).
+    Change ``status`` and ``health`` through :meth:`set_status`,
+    :meth:`fail` and :meth:`report_health`, which wake those waiters.
     """
 
     spec: FunctionSpec
@@ -48,6 +85,94 @@ class LocalFunction:
     status: FunctionStatus = FunctionStatus.INACTIVE
     error: str | None = None
     created_at: float = field(default_factory=time.time)
+    #: The latest health check after start-up (``None`` until ACTIVE).
+    health: HealthVerdict | None = None
+    #: What to do about ``error``.
+    fix: str | None = None
+    #: The container's exit status, once it has exited on its own.
+    exit_status: int | None = None
+    #: The last lines the container wrote (stdout and stderr) before it exited.
+    last_output: tuple[str, ...] = ()
+    _changed: asyncio.Event = field(
+        default_factory=asyncio.Event, init=False, repr=False, compare=False
+    )
+
+    @property
+    def taking_work(self) -> bool:
+        """Whether the worker may hand the container new work: ACTIVE and healthy."""
+        return self.status is FunctionStatus.ACTIVE and (self.health is None or self.health.healthy)
+
+    async def wait_until_taking_work(self) -> None:
+        """Wait while the function is ACTIVE but unhealthy, as NVCF's worker stops pulling.
+
+        Returns at once when the function takes work, or is not ACTIVE (a
+        caller then refuses the request as for any other status).
+        """
+        while self.status is FunctionStatus.ACTIVE and not self.taking_work:
+            await self._changed.wait()
+
+    async def wait_for_change(self) -> None:
+        """Wait until the status or the health changes (to serve the queue on recovery)."""
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        # A fresh event per change: every waiter wakes, re-checks, and waits on the new one.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def set_status(self, status: FunctionStatus) -> None:
+        """Move to ``status`` (DEPLOYING, ACTIVE)."""
+        self.status = status
+        self._notify()
+
+    def fail(
+        self,
+        error: str,
+        fix: str | None = None,
+        *,
+        exit_status: int | None = None,
+        last_output: tuple[str, ...] = (),
+    ) -> bool:
+        """Move to ERROR, saying why and what to do; ``False`` if it already was."""
+        if self.status is FunctionStatus.ERROR:
+            return False
+        self.status = FunctionStatus.ERROR
+        self.error = error
+        self.fix = fix
+        self.exit_status = exit_status
+        self.last_output = last_output
+        self._notify()
+        return True
+
+    def report_health(self, verdict: HealthVerdict) -> bool:
+        """Record a health check; ``True`` when it changed healthy to unhealthy or back."""
+        changed = self.health is None or self.health.healthy != verdict.healthy
+        self.health = verdict
+        self._notify()
+        return changed
+
+    def health_info(self) -> dict[str, Any] | None:
+        """What is wrong, for the status API; ``None`` when nothing is (as NVCF omits it)."""
+        unhealthy = self.health is not None and not self.health.healthy
+        if self.error is None and not unhealthy:
+            return None
+        info: dict[str, Any] = {}
+        if self.error is not None:
+            info["error"] = self.error
+            if self.fix:
+                info["fix"] = self.fix
+        elif self.health is not None:
+            info["error"] = self.health.cause
+            info["fix"] = self.health.fix
+        if self.health is not None:
+            info["healthCheck"] = self.health.to_json()
+        if self.status is FunctionStatus.ACTIVE:
+            info["takingWork"] = self.taking_work
+        if self.exit_status is not None:
+            info["exitStatus"] = self.exit_status
+        if self.last_output:
+            info["lastOutput"] = list(self.last_output)
+        return info
 
     def to_json(self) -> dict[str, Any]:
         """The function version in the shape of NVCF's ``GET /v2/nvcf/functions``."""
@@ -60,9 +185,26 @@ class LocalFunction:
             "createdAt": _iso(self.created_at),
             **self.spec.to_json(),
         }
-        if self.error is not None:
-            body["healthInfo"] = {"error": self.error}
+        info = self.health_info()
+        if info is not None:
+            body["healthInfo"] = info
         return body
+
+    def deployment_health_info(self) -> list[dict[str, Any]] | None:
+        """``healthInfo`` of the deployment, in NVCF's shape (one entry per GPU spec)."""
+        info = self.health_info()
+        if info is None:
+            return None
+        error = info["error"] + (f"; fix: {info['fix']}" if info.get("fix") else "")
+        return [
+            {
+                "icmsRequestId": self.version_id,
+                "gpu": "local",
+                "backend": "local",
+                "instanceType": "local",
+                "error": error,
+            }
+        ]
 
     def container_environment(self) -> dict[str, str]:
         """The variables NVCF gives the container: ``containerEnvironment``, then the identity.
