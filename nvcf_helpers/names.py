@@ -27,6 +27,10 @@ ENV = "NVCF-ENV"
 FUNCTION_ASSET_IDS = "NVCF-FUNCTION-ASSET-IDS"
 #: Seconds left in the caller's poll window (NVCF's worker sends it lower-cased).
 POLL_SECONDS = "NVCF-POLL-SECONDS"
+#: The gateway's region; NVCF's worker copies it through under this exact spelling.
+INVOCATION_REGION = "NVCF-INVOCATION-REGION"
+#: ``true`` turns NVCF's worker compatibility mode off (no rewrap, zip or progress).
+DISABLE_WORKER_COMPATIBILITY = "nvcf-feature-disable-worker-compatibility"
 
 # -- Headers between a caller and NVCF's API ---------------------------------
 #: The caller's asset ids for an invocation, comma-separated.
@@ -39,6 +43,10 @@ PERCENT_COMPLETE = "NVCF-PERCENT-COMPLETE"
 ASSET_DESCRIPTION = "x-amz-meta-nvcf-asset-description"
 #: Where the local NVCF says a container broke the documented contract.
 LOCAL_WARNING = "NVCF-LOCAL-WARNING"
+#: Direct invocation: a request on any path with this header goes to that function.
+DIRECT_FUNCTION_ID = "function-id"
+#: Direct invocation: the version to invoke, next to :data:`DIRECT_FUNCTION_ID`.
+DIRECT_FUNCTION_VERSION_ID = "function-version-id"
 
 #: The header each :class:`~nvcf_helpers.RequestContext` field comes from.
 CONTEXT_HEADERS: Mapping[str, str] = {
@@ -93,16 +101,26 @@ PARTIAL_SUFFIX = ".partial"
 RESPONSE_MEMBER_SUFFIX = ".response"
 
 # -- Limits -------------------------------------------------------------------
-#: The largest body NVCF's worker passes back inline when the header is absent.
-DEFAULT_MAX_RESPONSE_BYTES = 5_000_000
+#: The largest body NVCF's worker passes back inline: 5 MiB, the value NVCF always sends.
+DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 #: A partial response must serialise to fewer bytes than this (NVCF: "under 250 KB").
 MAX_PARTIAL_RESPONSE_BYTES = 250 * 1000
 #: The largest invocation body NVCF's API accepts (larger inputs go as assets).
 MAX_REQUEST_BODY_BYTES = 5_000_000
 #: How long one invocation or poll call waits for a result by default.
 DEFAULT_POLL_SECONDS = 60
-#: The longest poll window NVCF's documentation allows.
-MAX_POLL_SECONDS = 300
+#: The default poll window of a request sent with ``Accept: text/event-stream``.
+DEFAULT_STREAM_POLL_SECONDS = 1200
+#: Poll windows below this count as this (NVCF's gateway raises 0 to 1).
+MIN_POLL_SECONDS = 1
+#: The longest poll window NVCF's gateway accepts; above it answers 400.
+MAX_POLL_SECONDS = 3600
+#: NVCF's gateway waits this long past the poll window for the worker's answer, then 504.
+POLL_GRACE_SECONDS = 2
+#: Requests a function's queue holds before NVCF answers 429 (its ``max_messages``).
+DEFAULT_QUEUE_SIZE = 100_000
+#: How long NVCF remembers a request id after its last 202 (its mapping's max age).
+REQUEST_MAPPING_MAX_AGE_SECONDS = 3600
 
 
 def response_member(request_id: str) -> str:

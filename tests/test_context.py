@@ -91,7 +91,7 @@ class TestFromHeaders:
         """No headers gives None fields, NVCF's default size and no asset ids."""
         ctx = RequestContext.from_headers({})
         assert ctx == RequestContext()
-        assert ctx.max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 5_000_000
+        assert ctx.max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 5 * 1024 * 1024
         assert ctx.asset_ids == ()
         assert ctx.poll_seconds is None
         for name in (*STRING_FIELDS, "asset_dir", "large_output_dir"):

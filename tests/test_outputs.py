@@ -160,9 +160,10 @@ class TestRespondOrSpill:
     def test_default_limit(self, tmp_path: Path) -> None:
         """Without the header, NVCF's 5,000,000 bytes is the limit."""
         ctx = RequestContext(large_output_dir=tmp_path)
-        assert respond_or_spill(ctx, b"z" * 5_000_000, "big") == b"z" * 5_000_000
-        reference = json.loads(respond_or_spill(ctx, b"z" * 5_000_001, "big"))
-        assert reference == {"largeOutput": "big", "bytes": 5_000_001}
+        limit = 5 * 1024 * 1024  # what NVCF's gateway always sends
+        assert respond_or_spill(ctx, b"z" * limit, "big") == b"z" * limit
+        reference = json.loads(respond_or_spill(ctx, b"z" * (limit + 1), "big"))
+        assert reference == {"largeOutput": "big", "bytes": limit + 1}
 
 
 # Writes chunks into a large output forever, saying "writing" once data is on disk.

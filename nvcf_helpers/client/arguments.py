@@ -6,10 +6,13 @@ import argparse
 import os
 from typing import Any
 
+from nvcf_helpers import names
 from nvcf_helpers.client.api import NvcfClient, NvcfClientError
 
 __all__ = ["DEFAULT_LOCAL_URL", "add_connection_arguments", "connect", "only_function"]
 
+# The variable NVCF sets in a function's own environment; scripts read it too.
+_FUNCTION_ID_ENV = names.CONTEXT_ENVIRONMENT["function_id"]
 #: Where ``nvcf-helpers local`` listens by default.
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8787"
 
@@ -30,8 +33,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, function_id: bo
     if function_id:
         parser.add_argument(
             "--function-id",
-            default=os.environ.get("NVCF_FUNCTION_ID"),
-            help="the function to invoke (env NVCF_FUNCTION_ID; default: the only one listed)",
+            default=os.environ.get(_FUNCTION_ID_ENV),
+            help=f"the function to invoke (env {_FUNCTION_ID_ENV}; default: the only one listed)",
         )
 
 

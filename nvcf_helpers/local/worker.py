@@ -1,12 +1,15 @@
 """The worker: what NVCF's worker does between the invocation API and the container.
 
-For each invocation it creates the request's asset and large-output
-directories, copies the input assets, sets every ``NVCF-*`` header from the
-function and the request (replacing any the caller sent), forwards the body to
-``inferenceUrl`` on ``inferencePort``, has the ``progress`` file watched while the
-container works, and turns the answer into a result: the body (200), a zip of
-the body and the large outputs (302), or a problem-details error. The
-directories are removed as soon as the result has been collected.
+For each invocation it makes the request's asset and output directories,
+copies the input assets, and sends the body to ``inferenceUrl`` with the
+headers NVCF's worker sets (facts §1 of ``NVCF_SOURCE_FACTS.md``). In
+compatibility mode (the default) it turns the answer into a result as NVCF's
+worker does (facts §2): the container's own answer, a 302 to a zip when the
+output directory holds any artifact or the body is over the inline limit, or
+a rewrapped problem-details error; the ``progress`` file is watched meanwhile
+(facts §3). Outside it (``Accept: text/event-stream``, or the caller's
+``nvcf-feature-disable-worker-compatibility: true``) the answer passes through
+untouched. The directories are removed once the result is out.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import os
 import secrets
 import shutil
 import time
-import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -28,70 +30,165 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 from multidict import CIMultiDict
 
 from nvcf_helpers import names
-from nvcf_helpers.context import HEADER_NAMES, RequestContext
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.function import LOCAL_NCA_ID, FunctionStatus, LocalFunction
+from nvcf_helpers.local.output_dir import Walk, has_entries, zip_outputs
 from nvcf_helpers.local.progress_watch import ProgressWatcher
 from nvcf_helpers.local.store import Invocation, InvocationState, InvocationStore, Result
-from nvcf_helpers.outputs import PARTIAL_SUFFIX
-from nvcf_helpers.progress import PROGRESS_FILE
 
-__all__ = ["CONTRACT_WARNING_HEADER", "Forward", "Worker", "problem_body"]
+__all__ = [
+    "CONTRACT_WARNING_HEADER",
+    "Forward",
+    "Worker",
+    "compatibility_mode",
+    "container_headers",
+    "go_canonical",
+    "inference_problem",
+    "problem_body",
+]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
 #: Response header that reports a contract violation found in a container's answer.
 CONTRACT_WARNING_HEADER = names.LOCAL_WARNING
-#: NVCF's worker sends the time left in the poll window in lower case.
-POLL_HEADER = names.POLL_SECONDS.lower()
 ASSET_REFERENCES_HEADER = names.INPUT_ASSET_REFERENCES
+#: The region the local gateway reports in ``NVCF-INVOCATION-REGION``.
+LOCAL_REGION = "local"
 
-# Client headers that never reach the container: the worker's own names (so a
-# caller cannot spoof them), the API's own headers, the caller's key, and
-# hop-by-hop headers that belong to the caller's connection, not the worker's.
-_STRIPPED = frozenset(
-    {name.lower() for name in HEADER_NAMES.values()}
-    | {
-        POLL_HEADER,
-        ASSET_REFERENCES_HEADER.lower(),
-        "authorization",
-        "host",
-        "content-length",
-        "transfer-encoding",
+#: NVCF's gateway relays a container's response head of at most 64 headers in
+#: 8 KiB + 400 KiB (hyper's header buffer); larger heads never reach the caller.
+MAX_RESPONSE_HEADERS = 64
+MAX_RESPONSE_HEAD_BYTES = 8192 + 4096 * 100
+
+# The 15 names NVCF's worker owns: a client header of one of them never reaches the container.
+_WORKER_OWNED = frozenset(
+    name.lower()
+    for name in (
+        names.REQUEST_ID,
+        names.SUBJECT,
+        names.NCA_ID,
+        names.FUNCTION_NAME,
+        names.FUNCTION_ID,
+        names.FUNCTION_VERSION_ID,
+        names.ASSET_DIR,
+        names.LARGE_OUTPUT_DIR,
+        names.MAX_RESPONSE_SIZE,
+        names.NSPECT_ID,
+        names.BACKEND,
+        names.INSTANCE_TYPE,
+        names.REGION,
+        names.ENV,
+        names.FUNCTION_ASSET_IDS,
+    )
+)
+# Hop-by-hop headers (RFC 2616 13.5.1), which NVCF's gateway and worker both remove.
+_HOP_BY_HOP = frozenset(
+    {
         "connection",
+        "proxy-connection",
         "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
         "te",
         "trailer",
+        "transfer-encoding",
         "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "expect",
     }
 )
+# Client headers that do not reach the container: hop-by-hop ones and Authorization
+# (the gateway removes them), and those the worker's HTTP client writes itself.
+_NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "host", "content-length", "expect"}
 # Container response headers that the API answers with its own values.
-_NOT_RELAYED = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"}
-)
+_NOT_RELAYED = _HOP_BY_HOP | {"content-length", "date", "server"}
+_REGION = names.INVOCATION_REGION.lower()
+_EVENT_STREAM = "text/event-stream"
 _EXIT_NOTICE_SECONDS = 2.0
-_CONTAINER_ERROR_TYPE = "urn:nvcf-worker-service:problem-details:inference-service-error"
+_HTTP_TOKEN = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_MAX_HEADER_TEXT = 2000
+_MAX_LISTED = 5
+
+# The sources in NVCF's problem types: urn:<source>:problem-details:<status text>.
+_INFERENCE_ERROR = "inference-service"
+_CONNECTION_ERROR = "inference-connection"
+_WORKER_ERROR = "nvcf-worker-service"
+# How aiohttp's parsers word a response head over max_line_size, max_field_size or max_headers.
+_HEAD_SIZE_WORDS = ("got more than", "too long", "too many headers", "too large")
+_CONNECTION_DETAIL = "Inference connection error while making inference request"
+_INTERNAL_DETAIL = "Internal error while making inference request"
+
+#: Go's ``http.StatusText`` for the codes NVCF's worker rewraps: problem titles and types.
+GO_STATUS_TEXT: Mapping[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Request Entity Too Large",
+    414: "Request URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
+    417: "Expectation Failed",
+    418: "I'm a teapot",
+    421: "Misdirected Request",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    510: "Not Extended",
+    511: "Network Authentication Required",
+}
+
+
+def go_canonical(name: str) -> str:
+    """A header name as Go's ``http.Header.Add`` stores it (``x-trace-id`` -> ``X-Trace-Id``)."""
+    if not name or not all(character in _HTTP_TOKEN for character in name):
+        return name  # Go leaves names with invalid bytes as they are
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+#: NVCF's worker sets the poll header with ``Header.Set``, which canonicalises it.
+POLL_HEADER = go_canonical(names.POLL_SECONDS)
 
 
 def problem_body(
     status: int, detail: str, *, kind: str = "", request_id: str | None = None
 ) -> bytes:
-    """A problem-details (RFC 9457) JSON body in the shape NVCF answers errors with."""
+    """A problem-details (RFC 9457) JSON body for the local NVCF's own API errors."""
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
     slug = kind or title.lower().replace(" ", "-")
     problem: dict[str, Any] = {
-        "type": _CONTAINER_ERROR_TYPE
-        if kind == "container"
-        else f"urn:nvcf:problem-details:{slug}",
+        "type": f"urn:nvcf:problem-details:{slug}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -100,6 +197,178 @@ def problem_body(
         problem["requestId"] = request_id
         problem["instance"] = f"/v2/nvcf/pexec/status/{request_id}"
     return json.dumps(problem).encode("utf-8")
+
+
+def _worker_problem(source: str, status: int, detail: str) -> bytes:
+    """NVCF's worker's problem body: ``type``, ``title``, ``status``, ``detail`` and no more.
+
+    Its JSON encoder leaves out empty fields, so an unknown code has no ``title``.
+    """
+    title = GO_STATUS_TEXT.get(status, "")
+    problem: dict[str, Any] = {
+        "type": f"urn:{source}:problem-details:{title.lower().replace(' ', '-')}"
+    }
+    if title:
+        problem["title"] = title
+    problem["status"] = status
+    if detail:
+        problem["detail"] = detail
+    return json.dumps(problem).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _error_text(body: bytes) -> str | None:
+    """The body's JSON ``error`` string, as Go decodes it (the name in any case, last wins)."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    text = None
+    for key, value in document.items():
+        if key.lower() == "error" and isinstance(value, str):
+            text = value
+    return text or None
+
+
+def inference_problem(status: int, body: bytes) -> bytes:
+    """NVCF's rewrap of a container's error answer (facts §2, "Errors").
+
+    ``detail`` is the body's JSON ``error`` string, or "Inference error".
+    """
+    return _worker_problem(_INFERENCE_ERROR, status, _error_text(body) or "Inference error")
+
+
+def compatibility_mode(headers: Mapping[str, str]) -> bool:
+    """Whether NVCF's worker maps this request's answer (rewrap, zip, progress).
+
+    It does not for an ``Accept`` media type of ``text/event-stream`` or for
+    ``nvcf-feature-disable-worker-compatibility: true`` (facts §2).
+    """
+    accept = headers.get("Accept", "")
+    if accept.split(";", 1)[0].strip().lower() == _EVENT_STREAM:
+        return False
+    return headers.get(names.DISABLE_WORKER_COMPATIBILITY) != "true"
+
+
+def container_headers(
+    client: Iterable[tuple[str, str]],
+    worker: Iterable[tuple[str, str]],
+    *,
+    region: str,
+    asset_ids: Sequence[str],
+    poll_left: float,
+) -> CIMultiDict[str]:
+    """The headers NVCF's worker sends the container with a request (facts §1).
+
+    Args:
+        client: the caller's headers. Hop-by-hop ones, ``Authorization`` and
+            the 15 worker-owned names are dropped; every other one is
+            forwarded under Go's canonical spelling.
+        worker: the worker's own headers, in their exact spellings.
+        region: the gateway's region, for ``NVCF-INVOCATION-REGION``.
+        asset_ids: the request's input assets, for ``NVCF-FUNCTION-ASSET-IDS``.
+        poll_left: seconds left in the caller's poll window; sent truncated,
+            0 or negative once the request has waited past it.
+    """
+    pairs = list(client)
+    listed = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    headers: CIMultiDict[str] = CIMultiDict(worker)
+    for name, value in pairs:
+        lowered = name.lower()
+        if lowered in _NOT_FORWARDED or lowered in listed or lowered in _WORKER_OWNED:
+            continue
+        if lowered != _REGION:  # the gateway's own value replaces the caller's
+            headers.add(go_canonical(name), value)
+    headers[names.INVOCATION_REGION] = region
+    if not headers.get("Content-Type"):
+        headers["Content-Type"] = "application/json"
+    if asset_ids:
+        headers[names.FUNCTION_ASSET_IDS] = ",".join(asset_ids)
+    headers[POLL_HEADER] = str(int(poll_left))
+    return headers
+
+
+def _relayed(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A container's response headers as the worker relays them: hop-by-hop ones removed."""
+    pairs = list(headers)
+    listed = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return {
+        name: value
+        for name, value in pairs
+        if name.lower() not in _NOT_RELAYED and name.lower() not in listed
+    }
+
+
+def _gateway_status(status: int) -> str:
+    """The gateway's ``NVCF-STATUS`` for a status code the worker relayed."""
+    if status == 202:
+        return "in-progress"
+    return "fulfilled" if 200 <= status < 400 else "errored"
+
+
+def _header_text(text: str) -> str:
+    """Text made safe for a header value: printable ASCII, bounded in length."""
+    safe = "".join(
+        character if character.isascii() and character.isprintable() else ascii(character)[1:-1]
+        for character in text
+    )
+    return safe if len(safe) <= _MAX_HEADER_TEXT else safe[: _MAX_HEADER_TEXT - 3] + "..."
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown if len(items) <= _MAX_LISTED else f"{shown} and {len(items) - _MAX_LISTED} more"
+
+
+def _walk_warnings(walk: Walk) -> list[str]:
+    """What a container left in its output directory that breaks the documented contract."""
+    warnings = []
+    partials = [name for name in walk.files if name.endswith(names.PARTIAL_SUFFIX)]
+    if partials:
+        warnings.append(
+            f"the container left unfinished large outputs {_listing(partials)}; NVCF ships "
+            f"them as they are: write '<name>{names.PARTIAL_SUFFIX}' and rename it when "
+            "complete (nvcf_helpers.large_output does)"
+        )
+    if walk.skipped:
+        warnings.append(
+            f"the output directory holds entries that are not regular files: "
+            f"{_listing(walk.skipped)}; the local NVCF never reads them, NVCF's worker would "
+            "(shipping a symlink's target, waiting on a FIFO): write regular files only"
+        )
+    return warnings
+
+
+def _with_warnings(result: Result, warnings: Sequence[str]) -> Result:
+    if warnings:
+        result.headers[CONTRACT_WARNING_HEADER] = _header_text(" | ".join(warnings))
+    return result
+
+
+class _HeadTooLarge(Exception):
+    """The container's response head is larger than NVCF's gateway relays."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -123,7 +392,9 @@ class Worker:
         session: the HTTP session that talks to the container.
         max_concurrency: requests the container is given at once (NVCF's
             ``maxRequestConcurrency``); the rest wait in the function's queue.
-        max_response_bytes: the largest body passed back inline.
+        max_response_bytes: the largest body passed back inline, also sent as
+            ``NVCF-MAX-RESPONSE-SIZE-BYTES`` (NVCF: always 5242880).
+        region: the gateway region sent as ``NVCF-INVOCATION-REGION``.
     """
 
     def __init__(
@@ -135,13 +406,15 @@ class Worker:
         session: aiohttp.ClientSession,
         *,
         max_concurrency: int,
-        max_response_bytes: int,
+        max_response_bytes: int = names.DEFAULT_MAX_RESPONSE_BYTES,
+        region: str = LOCAL_REGION,
     ) -> None:
         self.function = function
         self.store = store
         self.assets = assets
         self.session = session
         self.max_response_bytes = max_response_bytes
+        self.region = region
         self.asset_root = root / "inputAssets"
         self.output_root = root / "response"
         self.zip_root = root / "results"
@@ -166,6 +439,11 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def warning(self, invocation: Invocation) -> str | None:
+        """Contract warnings about a running request, for ``NVCF-LOCAL-WARNING`` on its 202s."""
+        warning = self.progress.warning(invocation)
+        return _header_text(warning) if warning else None
+
     async def _run(self, invocation: Invocation, forward: Forward) -> None:
         directories: list[Path] = []
         try:
@@ -173,7 +451,7 @@ class Worker:
                 result = await self._call(invocation, forward, directories)
         except Exception as exc:  # the result must always land, or the caller polls forever
             logger.exception("request %s: the local NVCF failed", invocation.request_id)
-            result = _problem(500, f"the local NVCF failed: {exc}", invocation.request_id)
+            result = _problem(_WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
         invocation.finish(result)
         # After the result is out, as NVCF's worker does: yielding once lets the waiting
         # handler send the answer before the (slow, on ext4) rmdirs run.
@@ -186,64 +464,96 @@ class Worker:
             time.monotonic() - invocation.accepted_at,
         )
 
-    def _refusal(self, invocation: Invocation) -> Result | None:
+    def _refusal(self) -> Result | None:
         if self.function.status is FunctionStatus.ACTIVE:
             return None
         reason = f": {self.function.error}" if self.function.error else ""
         return _problem(
+            _WORKER_ERROR,
             503,
             f"function {self.function.spec.name} is {self.function.status.value}{reason}; "
             "invoke it once it is ACTIVE",
-            invocation.request_id,
-            nvcf_status="errored",
         )
 
     async def _call(
         self, invocation: Invocation, forward: Forward, directories: list[Path]
     ) -> Result:
-        refusal = self._refusal(invocation)
+        refusal = self._refusal()
         if refusal is not None:
             return refusal
         invocation.state = InvocationState.RUNNING
         asset_dir, output_dir = self._make_directories(invocation)
         directories += (asset_dir, output_dir)
         self._in_flight.add(invocation)
-        self.progress.watch(invocation, output_dir)
         try:
             if forward.asset_ids:
                 await asyncio.to_thread(self.assets.copy_into, list(forward.asset_ids), asset_dir)
             headers = self._headers(invocation, forward, asset_dir, output_dir)
+            if not compatibility_mode(headers):
+                reply = await self._exchange(invocation, forward, headers)
+                if isinstance(reply, Result):
+                    return reply
+                return Result(
+                    reply.status,
+                    reply.body,
+                    _relayed(reply.headers),
+                    nvcf_status=_gateway_status(reply.status),
+                )
+            self.progress.watch(invocation, output_dir)
             try:
-                async with self.session.post(self.url, data=forward.body, headers=headers) as reply:
-                    body = await reply.read()
-                    status = reply.status
-                    reply_headers = reply.headers
-            except (aiohttp.ClientError, OSError) as exc:
-                return await self._lost(invocation, exc)
+                reply = await self._exchange(invocation, forward, headers)
             finally:
-                self.progress.unwatch(invocation)
-            return await self._package(invocation, status, reply_headers, body, output_dir)
+                warnings = self.progress.unwatch(invocation)
+            if isinstance(reply, Result):
+                return _with_warnings(reply, warnings)
+            return await self._package(invocation, reply, output_dir, list(warnings))
         finally:
-            self.progress.unwatch(invocation)
             self._in_flight.discard(invocation)
 
+    async def _exchange(
+        self, invocation: Invocation, forward: Forward, headers: CIMultiDict[str]
+    ) -> _Reply | Result:
+        """Send the request; the container's answer, or the problem NVCF gives when it fails."""
+        try:
+            async with self._post(forward, headers) as reply:
+                _check_head(reply)
+                body = await reply.read()
+                return _Reply(reply.status, list(reply.headers.items()), body)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, _HeadTooLarge) as exc:
+            return await self._lost(invocation, exc)
+
+    def _post(
+        self, forward: Forward, headers: CIMultiDict[str]
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self.session.post(
+            self.url,
+            data=forward.body,
+            headers=headers,
+            # Only what the caller sent: no Accept: */* of aiohttp's own.
+            skip_auto_headers=("Accept",),
+            # NVCF's gateway relays heads up to its own limits, not aiohttp's 8 KiB lines.
+            max_line_size=MAX_RESPONSE_HEAD_BYTES,
+            max_field_size=MAX_RESPONSE_HEAD_BYTES,
+            max_headers=MAX_RESPONSE_HEADERS,
+        )
+
     async def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
-        # A dropped connection is most often a dying container: give its exit a moment
-        # to be noticed, so the caller learns the real cause.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._container_exited.wait(), _EXIT_NOTICE_SECONDS)
+        """NVCF's answer when the exchange fails, with the local NVCF's explanation beside it."""
+        source, detail, cause = _failure(exc)
+        if source == _CONNECTION_ERROR or isinstance(
+            exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
+        ):
+            # A dropped connection is most often a dying container: give its exit a moment
+            # to be noticed, so the caller learns the real cause.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._container_exited.wait(), _EXIT_NOTICE_SECONDS)
         if self.function.status is FunctionStatus.ERROR:
-            detail = (
+            cause = (
                 f"the container died while handling the request ({self.function.error}); "
                 "see its output above"
             )
-        else:
-            detail = (
-                f"the container closed the connection without answering "
-                f"({type(exc).__name__}: {exc}); see its output above"
-            )
-        logger.error("request %s: %s", invocation.request_id, detail)
-        return _problem(500, detail, invocation.request_id, nvcf_status="errored")
+        logger.error("request %s: %s", invocation.request_id, cause)
+        return _with_warnings(_problem(source, 500, detail), [cause])
 
     def _make_directories(self, invocation: Invocation) -> tuple[Path, Path]:
         asset_dir = self.asset_root / invocation.request_id
@@ -256,76 +566,78 @@ class Worker:
     def _headers(
         self, invocation: Invocation, forward: Forward, asset_dir: Path, output_dir: Path
     ) -> CIMultiDict[str]:
-        headers: CIMultiDict[str] = CIMultiDict(
-            (name, value) for name, value in forward.headers if name.lower() not in _STRIPPED
-        )
         function = self.function
-        poll_left = max(0, round(forward.poll_deadline - time.monotonic()))
-        context = RequestContext(
-            request_id=invocation.request_id,
-            subject=f"local.{function.function_id}",
-            nca_id=LOCAL_NCA_ID,
-            function_name=function.spec.name,
-            function_id=function.function_id,
-            function_version_id=function.version_id,
-            asset_dir=None if function.spec.kind == "helm" else asset_dir,
-            large_output_dir=output_dir,
-            max_response_bytes=self.max_response_bytes,
-            nspect_id="local",
-            backend="local",
-            instance_type="local",
-            region="local",
-            env="local",
-            asset_ids=tuple(forward.asset_ids),
+        worker = (
+            (names.REQUEST_ID, invocation.request_id),
+            (names.SUBJECT, f"local.{function.function_id}"),
+            (names.NCA_ID, LOCAL_NCA_ID),
+            (names.FUNCTION_NAME, function.spec.name),
+            (names.FUNCTION_ID, function.function_id),
+            (names.FUNCTION_VERSION_ID, function.version_id),
+            (names.ASSET_DIR, str(asset_dir)),
+            (names.LARGE_OUTPUT_DIR, str(output_dir)),
+            (names.MAX_RESPONSE_SIZE, str(self.max_response_bytes)),
+            (names.NSPECT_ID, "local"),
+            (names.BACKEND, "local"),
+            (names.INSTANCE_TYPE, "local"),
+            (names.REGION, "local"),
+            (names.ENV, "local"),
         )
-        headers.update(context.to_headers())
-        headers[POLL_HEADER] = str(poll_left)
-        return headers
+        return container_headers(
+            forward.headers,
+            worker,
+            region=self.region,
+            asset_ids=forward.asset_ids,
+            poll_left=forward.poll_deadline - time.monotonic(),
+        )
 
     async def _package(
-        self,
-        invocation: Invocation,
-        status: int,
-        reply_headers: Mapping[str, str],
-        body: bytes,
-        output_dir: Path,
+        self, invocation: Invocation, reply: _Reply, output_dir: Path, warnings: list[str]
     ) -> Result:
-        if status >= 400:
-            return _container_error(invocation, status, body)
-        headers = {
-            name: value for name, value in reply_headers.items() if name.lower() not in _NOT_RELAYED
-        }
-        # Most calls leave nothing (or only 'progress'): a scandir on the event loop
-        # answers that in microseconds; walking a real tree goes to a thread.
-        with os.scandir(output_dir) as entries:
-            left = any(entry.name != PROGRESS_FILE for entry in entries)
-        files = await asyncio.to_thread(_large_outputs, output_dir) if left else []
-        partials = [name for name in files if name.endswith(PARTIAL_SUFFIX)]
-        if partials:
-            warning = (
-                f"contract violation: the container left unfinished large outputs "
-                f"{', '.join(partials)}; NVCF ships them as they are: write '<name>.partial' "
-                "and rename it when complete (nvcf_helpers.large_output does)"
+        """NVCF's compatibility mapping of a container's answer (facts §2)."""
+        if reply.status >= 400:
+            result = Result(
+                reply.status,
+                inference_problem(reply.status, _bounded(reply.body, self.max_response_bytes)),
+                {"Content-Type": "application/problem+json"},
+                nvcf_status="errored",
             )
-            logger.warning("request %s: %s", invocation.request_id, warning)
-            headers[CONTRACT_WARNING_HEADER] = warning
-        if not files and len(body) <= self.max_response_bytes:
-            return Result(status, body, headers)
+            return _with_warnings(result, warnings)
+        over = len(reply.body) > self.max_response_bytes
+        # A scandir of the top level answers "nothing left" on the loop; walks go to a thread.
+        if not over and not has_entries(output_dir):
+            return _with_warnings(
+                Result(reply.status, reply.body, _relayed(reply.headers)), warnings
+            )
         token = secrets.token_urlsafe(24)
         zip_path = self.zip_root / f"{token}.zip"
-        await asyncio.to_thread(_zip, zip_path, invocation.request_id, body, output_dir, files)
+        walk = await asyncio.to_thread(
+            zip_outputs, zip_path, invocation.request_id, reply.body, output_dir
+        )
+        for warning in _walk_warnings(walk):
+            logger.warning("request %s: contract violation: %s", invocation.request_id, warning)
+            warnings.append(warning)
+        if not over and not walk.files:
+            zip_path.unlink(missing_ok=True)
+            return _with_warnings(
+                Result(reply.status, reply.body, _relayed(reply.headers)), warnings
+            )
         self.zips[token] = zip_path
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        return Result(302, b"", headers, zip_token=token)
+        # The container's status and headers are dropped: a 302 carries only Location.
+        return _with_warnings(Result(302, b"", {}, zip_token=token), warnings)
 
     # -- streaming ------------------------------------------------------------------------------
 
     async def stream(
         self, invocation: Invocation, forward: Forward, request: web.Request
     ) -> web.StreamResponse:
-        """Forward a ``text/event-stream`` request and relay the events as they arrive."""
+        """Forward a ``text/event-stream`` request and relay the answer as it arrives.
+
+        Outside compatibility mode, as in NVCF: status, headers and body pass
+        through untouched (no rewrap, zip or progress).
+        """
         async with self._slots:
-            refusal = self._refusal(invocation)
+            refusal = self._refusal()
             if refusal is not None:
                 return _to_response(refusal, invocation)
             invocation.state = InvocationState.RUNNING
@@ -350,17 +662,13 @@ class Worker:
         request: web.Request,
     ) -> web.StreamResponse:
         try:
-            async with self.session.post(self.url, data=forward.body, headers=headers) as reply:
-                if reply.status >= 400:
-                    body = await reply.read()
-                    return _to_response(
-                        _container_error(invocation, reply.status, body), invocation
-                    )
-                response = web.StreamResponse(status=reply.status)
-                response.content_type = reply.content_type
+            async with self._post(forward, headers) as reply:
+                _check_head(reply)
+                response = web.StreamResponse(
+                    status=reply.status, headers=_relayed(reply.headers.items())
+                )
                 response.headers[names.REQUEST_ID] = invocation.request_id
-                response.headers[names.STATUS] = "fulfilled"
-                response.headers["Cache-Control"] = "no-cache"
+                response.headers[names.STATUS] = _gateway_status(reply.status)
                 await response.prepare(request)
                 try:
                     async for chunk in reply.content.iter_any():
@@ -370,7 +678,7 @@ class Worker:
                     return response
                 await response.write_eof()
                 return response
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, _HeadTooLarge) as exc:
             return _to_response(await self._lost(invocation, exc), invocation)
 
     # -- shutdown -------------------------------------------------------------------------------
@@ -390,26 +698,59 @@ class Worker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _problem(status: int, detail: str, request_id: str, *, nvcf_status: str = "errored") -> Result:
-    return Result(
-        status,
-        problem_body(status, detail, request_id=request_id),
-        {"Content-Type": "application/problem+json"},
-        nvcf_status=nvcf_status,
-    )
+def _check_head(reply: aiohttp.ClientResponse) -> None:
+    size = sum(len(name) + len(value) + 4 for name, value in reply.raw_headers)
+    if size > MAX_RESPONSE_HEAD_BYTES:
+        raise _HeadTooLarge(f"{size} bytes of headers")
 
 
-def _container_error(invocation: Invocation, status: int, body: bytes) -> Result:
-    """NVCF's mapping of a container 4xx/5xx: its JSON ``error`` text becomes ``detail``."""
-    detail = "Inference error"
-    with contextlib.suppress(ValueError):
-        document = json.loads(body)
-        if isinstance(document, dict) and document.get("error") not in (None, ""):
-            error = document["error"]
-            detail = error if isinstance(error, str) else json.dumps(error)
+def _bounded(body: bytes, limit: int) -> bytes:
+    """What NVCF's worker reads of an error body before parsing it: the limit plus one byte."""
+    return body if len(body) <= limit else body[: limit + 1]
+
+
+def _failure(exc: BaseException) -> tuple[str, str, str]:
+    """NVCF's problem source and detail for a failed exchange, and what happened, in words."""
+    if isinstance(exc, _HeadTooLarge) or (
+        isinstance(exc, aiohttp.ClientResponseError)
+        and (
+            isinstance(exc.__cause__, LineTooLong)
+            or any(words in exc.message.lower() for words in _HEAD_SIZE_WORDS)
+        )
+    ):
+        reason = str(exc) if isinstance(exc, _HeadTooLarge) else exc.message
+        detail = (
+            f"the container's response headers are too large ({reason}): NVCF's gateway "
+            f"relays at most {MAX_RESPONSE_HEADERS} headers in {MAX_RESPONSE_HEAD_BYTES} "
+            "bytes; send large data in the body"
+        )
+        return _WORKER_ERROR, detail, detail
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return (
+            _WORKER_ERROR,
+            _INTERNAL_DETAIL,
+            f"the container's answer is not HTTP ({exc.message})",
+        )
+    described = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, aiohttp.ClientPayloadError) and not isinstance(exc.__cause__, OSError)
+    ):
+        # Go reads a clean close as EOF, which is no network error: the worker's own source.
+        cause = (
+            f"the container closed the connection without a complete answer ({described}); "
+            "see its output above"
+        )
+        return _WORKER_ERROR, _INTERNAL_DETAIL, cause
+    if isinstance(exc, (OSError, asyncio.TimeoutError, aiohttp.ClientPayloadError)):
+        cause = f"the connection to the container failed ({described}); see its output above"
+        return _CONNECTION_ERROR, _CONNECTION_DETAIL, cause
+    return _WORKER_ERROR, _INTERNAL_DETAIL, f"the exchange with the container failed ({described})"
+
+
+def _problem(source: str, status: int, detail: str) -> Result:
     return Result(
         status,
-        problem_body(status, detail, kind="container", request_id=invocation.request_id),
+        _worker_problem(source, status, detail),
         {"Content-Type": "application/problem+json"},
         nvcf_status="errored",
     )
@@ -420,26 +761,6 @@ def _to_response(result: Result, invocation: Invocation) -> web.Response:
     response.headers[names.REQUEST_ID] = invocation.request_id
     response.headers[names.STATUS] = result.nvcf_status
     return response
-
-
-def _large_outputs(output_dir: Path) -> list[str]:
-    """Every file the container left, as paths relative to the directory (``progress`` aside)."""
-    names = []
-    for path in sorted(output_dir.rglob("*")):
-        relative = path.relative_to(output_dir).as_posix()
-        if relative == PROGRESS_FILE or not path.is_file():
-            continue
-        names.append(relative)
-    return names
-
-
-def _zip(zip_path: Path, request_id: str, body: bytes, output_dir: Path, files: list[str]) -> None:
-    with zipfile.ZipFile(
-        zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
-    ) as bundle:
-        bundle.writestr(names.response_member(request_id), body)
-        for name in files:
-            bundle.write(output_dir / name, name)
 
 
 async def _remove_directories(*directories: Path) -> None:

@@ -32,7 +32,15 @@ class TestLifecycle:
             reply = raw.invoke({"crash": True})
             assert reply.status == 500
             assert reply.headers["NVCF-STATUS"] == "errored"
-            assert reply.json()["detail"] == (
+            # NVCF's body for a connection closed without an answer (facts §2, connection
+            # errors); the local NVCF's explanation comes beside it.
+            assert reply.json() == {
+                "type": "urn:nvcf-worker-service:problem-details:internal-server-error",
+                "title": "Internal Server Error",
+                "status": 500,
+                "detail": "Internal error while making inference request",
+            }
+            assert reply.headers["NVCF-LOCAL-WARNING"] == (
                 "the container died while handling the request (the container process "
                 "exited with status 3); see its output above"
             )

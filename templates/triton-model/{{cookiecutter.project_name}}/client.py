@@ -34,7 +34,7 @@ INPUTS: list[tuple[str, str, Any, tuple[int, ...]]] = [
 {%- endfor %}
 ]
 OUTPUTS = [{% for t in cookiecutter.outputs | tensors %}"{{ t.name }}"{{ ", " if not loop.last }}{% endfor %}]
-DEFAULT_MAX_RESPONSE_BYTES = 5_000_000
+DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024  # what NVCF sends as NVCF-MAX-RESPONSE-SIZE-BYTES
 
 
 def example_inputs(size: int = 4) -> dict[str, np.ndarray]:
