@@ -10,6 +10,7 @@ It follows every answer NVCF gives (200, 202 polling, 302 zips) and raises::
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import mimetypes
@@ -84,8 +85,39 @@ _HINTS = {
     401: "; check the API key (--api-key, NGC_API_KEY or NVCF_API_KEY)",
     403: "; check that the API key may invoke this function",
     404: "; check the function id (GET /v2/nvcf/functions lists them)",
-    429: "; NVCF is rate limiting: retry later",
+    429: "; NVCF is rate limiting, or the function's queue is full: retry later",
+    504: (
+        "; no worker took the request within its poll window (the function is busy or "
+        f"unhealthy) and NVCF dropped it: retry, or raise {names.POLL_SECONDS} "
+        f"(poll_seconds, up to {names.MAX_POLL_SECONDS})"
+    ),
 }
+
+
+def encode_metadata(value: str) -> str:
+    """A value for an ``x-amz-meta-*`` header: as it is if printable ASCII, else RFC 2047.
+
+    HTTP header values are ASCII; S3 decodes RFC 2047 encoded-words
+    (``=?UTF-8?B?...?=``) in metadata, so ``résumé.txt`` travels that way.
+    """
+    if value.isascii() and value.isprintable() and "=?" not in value:
+        return value
+    return f"=?UTF-8?B?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
+def _header_trouble(headers: Mapping[str, str]) -> str | None:
+    """Why a header cannot go out over HTTP (not Latin-1, or a line break), or ``None``."""
+    for name, value in headers.items():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return (
+                f"header {name} is {value!r}, which HTTP cannot carry (header values are "
+                "ASCII): encode it (e.g. percent-encoding) or send it in the body"
+            )
+        if "\r" in value or "\n" in value:
+            return f"header {name} holds a line break ({value!r}): give it on one line"
+    return None
 
 
 class _Headers(Mapping[str, str]):
@@ -243,6 +275,9 @@ class NvcfClient:
         request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - http(s) only
         if not url.startswith(("http://", "https://")):
             raise NvcfClientError(f"{url!r} is not an http(s) URL: check the base URL")
+        trouble = _header_trouble(headers or {})
+        if trouble is not None:
+            raise NvcfClientError(trouble)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         if authorised and self.api_key:
@@ -308,7 +343,8 @@ class NvcfClient:
             source: a file path, or the content itself.
             content_type: defaults to a guess from the file name, else
                 ``application/octet-stream``.
-            description: defaults to the file name, else ``"input asset"``.
+            description: defaults to the file name, else ``"input asset"``; any
+                text (non-ASCII travels RFC 2047-encoded in the signed header).
 
         Raises:
             NvcfClientError: the file cannot be read.
@@ -342,7 +378,10 @@ class NvcfClient:
             "PUT",
             upload_url,
             body=data,
-            headers={"Content-Type": content_type, names.ASSET_DESCRIPTION: description},
+            headers={
+                "Content-Type": content_type,
+                names.ASSET_DESCRIPTION: encode_metadata(description),
+            },
             authorised=False,
             timeout=max(self.timeout, 300.0),
         )
@@ -383,7 +422,8 @@ class NvcfClient:
             asset_ids: assets uploaded earlier, referenced as they are.
             version_id: a specific version; NVCF picks one when ``None``.
             poll_seconds: ``NVCF-POLL-SECONDS`` for the invocation and each poll
-                (how long one call waits for the result; NVCF's default 60, max 300).
+                (how long one call waits for the result; NVCF's default 60, 1 to
+                3600; 0 counts as 1).
             on_progress: called with each 202 answer.
             headers: extra headers for the invocation (they reach the container).
             timeout: give up after this many seconds overall (``None``: never).
@@ -478,6 +518,9 @@ class NvcfClient:
         request = urllib.request.Request(self.base_url + path, data=payload, method="POST")  # noqa: S310
         request.add_header("Content-Type", "application/json")
         request.add_header("Accept", "text/event-stream")
+        trouble = _header_trouble(headers or {})
+        if trouble is not None:
+            raise NvcfClientError(trouble)
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         if self.api_key:

@@ -24,8 +24,9 @@ from nvcf_helpers.errors import InvalidInputError
 
 __all__ = ["DEFAULT_LOCAL_URL", "ProgressBar", "add_arguments", "run"]
 
-#: Where ``nvcf-helpers local`` serves by default.
 _BAR_WIDTH = 24
+# The characters of an HTTP header name (RFC 9110 token).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help=f"{names.POLL_SECONDS}: how long each call waits for the result "
-        f"(NVCF: {names.DEFAULT_POLL_SECONDS}, max {names.MAX_POLL_SECONDS})",
+        f"(NVCF: default {names.DEFAULT_POLL_SECONDS}, 1 to {names.MAX_POLL_SECONDS}; "
+        "0 counts as 1)",
     )
     parser.add_argument(
         "--header",
@@ -89,14 +91,20 @@ class ProgressBar:
         self._last = ""
         self._state: tuple[str, str] = ("", "")
         self._drawn = False
+        self._percent = 0
+        self._summary = ""
 
     def update(self, progress: Progress) -> None:
-        """Show one 202 answer."""
-        percent = progress.percent if progress.percent is not None else 0
-        filled = round(_BAR_WIDTH * percent / 100)
-        summary = ""
+        """Show one 202 answer; one without progress keeps the last progress shown.
+
+        NVCF sends each progress update once: the 202s between updates are empty.
+        """
+        if progress.percent is not None:
+            self._percent = progress.percent
         if progress.partial_response is not None:
-            summary = json.dumps(progress.partial_response, separators=(",", ":"))
+            self._summary = json.dumps(progress.partial_response, separators=(",", ":"))
+        percent, summary = self._percent, self._summary
+        filled = round(_BAR_WIDTH * min(max(percent, 0), 100) / 100)
         state = f"{percent:3d}% {progress.status or 'pending'}"
         text = f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {state} {progress.elapsed:5.1f}s"
         text = f"{text} {summary}".rstrip()
@@ -145,9 +153,15 @@ def _headers(values: list[str]) -> dict[str, str]:
     headers = {}
     for value in values:
         name, sep, content = value.partition(":")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise InvalidInputError(f"--header {value!r} is not 'NAME: VALUE'")
-        headers[name.strip()] = content.strip()
+        if not all(character in _TOKEN for character in name):
+            raise InvalidInputError(
+                f"--header {value!r}: {name!r} is not a header name (letters, digits and "
+                "!#$%&'*+-.^_`|~ only)"
+            )
+        headers[name] = content.strip()
     return headers
 
 
@@ -176,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--asset {asset}: no such file")
     if args.poll_seconds is not None and not 0 <= args.poll_seconds <= names.MAX_POLL_SECONDS:
         raise InvalidInputError(
-            f"--poll-seconds {args.poll_seconds}: NVCF takes 0 to {names.MAX_POLL_SECONDS}"
+            f"--poll-seconds {args.poll_seconds}: NVCF takes 0 to {names.MAX_POLL_SECONDS} "
+            "(0 counts as 1)"
         )
     client = NvcfClient(args.base_url, args.api_key)
     function_id = args.function_id

@@ -13,8 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
+from nvcf_helpers import names
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.launcher import LocalNvcf, LocalNvcfError
+from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES
 from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import load_spec
 
@@ -31,6 +33,44 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is below 1")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0 seconds")
+    return value
+
+
+def _add_result_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that bound what waits: the queue, and results nobody collected yet."""
+    parser.add_argument(
+        "--queue-size",
+        type=_positive_int,
+        default=names.DEFAULT_QUEUE_SIZE,
+        metavar="N",
+        help="requests that may wait for the container; one more is answered 429, as NVCF "
+        f"answers when a function's queue is full (default {names.DEFAULT_QUEUE_SIZE}, NVCF's)",
+    )
+    parser.add_argument(
+        "--result-ttl",
+        type=_positive_seconds,
+        default=float(names.REQUEST_MAPPING_MAX_AGE_SECONDS),
+        metavar="SECONDS",
+        help="how long a result nobody collected is kept after it landed or was last polled "
+        f"(default {names.REQUEST_MAPPING_MAX_AGE_SECONDS}, NVCF's request-id lifetime)",
+    )
+    parser.add_argument(
+        "--result-budget-bytes",
+        type=_positive_int,
+        default=DEFAULT_RESULT_BUDGET_BYTES,
+        metavar="BYTES",
+        help="bytes of uncollected results kept (large bodies wait on disk); past it the "
+        f"oldest are dropped (default {DEFAULT_RESULT_BUDGET_BYTES})",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest body returned inline (default {DEFAULT_MAX_RESPONSE_BYTES}); "
         "bigger ones come back as a 302 to a zip",
     )
+    _add_result_arguments(parser)
     parser.add_argument(
         "--startup-timeout",
         type=float,
@@ -92,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--info-file",
         metavar="FILE",
-        help="write {baseUrl, functionId, versionId, pid} as JSON here once the API listens",
+        help="write {baseUrl, functionId, versionId, pid, root} as JSON here once the API listens",
     )
     parser.add_argument(
         "--log-level",
@@ -160,5 +201,8 @@ def run(args: argparse.Namespace) -> int:
         startup_timeout=args.startup_timeout,
         info_file=Path(args.info_file) if args.info_file else None,
         image=args.image,
+        queue_size=args.queue_size,
+        result_ttl=args.result_ttl,
+        result_budget_bytes=args.result_budget_bytes,
     )
     return asyncio.run(run_gateway(options))

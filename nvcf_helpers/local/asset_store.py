@@ -3,12 +3,17 @@
 ``POST /v2/nvcf/assets`` creates an id and a pre-signed upload URL; the caller
 ``PUT``\\ s the file there with exactly the ``Content-Type`` and
 ``x-amz-meta-nvcf-asset-description`` headers the asset was created with (S3
-refuses anything else with 403). An invocation that names the asset in
-``NVCF-INPUT-ASSET-REFERENCES`` gets a copy of it in its asset directory.
+refuses anything else with 403). HTTP headers carry ASCII, so a description
+with other characters travels RFC 2047-encoded (``=?UTF-8?B?...?=``), which S3
+decodes before it compares and stores metadata. An invocation that names the
+asset in ``NVCF-INPUT-ASSET-REFERENCES`` gets a copy of it in its asset
+directory.
 """
 
 from __future__ import annotations
 
+import email.errors
+import email.header
 import secrets
 import shutil
 import time
@@ -17,7 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AssetRecord", "AssetStore", "UnknownAssetError"]
+__all__ = ["AssetRecord", "AssetStore", "UnknownAssetError", "decode_metadata"]
+
+
+def decode_metadata(value: str) -> str:
+    """An ``x-amz-meta-*`` header value as S3 stores it: RFC 2047 encoded-words decoded.
+
+    Plain values (ASCII, or UTF-8 as sent by curl) come back unchanged.
+    """
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (email.errors.HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return value
 
 
 class UnknownAssetError(LookupError):

@@ -1,14 +1,23 @@
-"""Start ``nvcf-helpers local`` from Python, as a subprocess: standard library only."""
+"""Start ``nvcf-helpers local`` from Python, as a subprocess: standard library only.
+
+Also the guard that ``local`` leaves beside its container: a small process
+that waits for ``local`` to die and, if it dies without cleaning up (SIGKILL,
+a crash), stops the container's whole process group and removes the
+temporary root.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -18,7 +27,7 @@ from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.process import parent_death_signal, stop_process
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["LocalNvcf", "LocalNvcfError"]
+__all__ = ["GUARD_BOOTSTRAP", "LocalNvcf", "LocalNvcfError", "guard", "guard_preexec"]
 
 
 _BOOTSTRAP = (
@@ -27,8 +36,78 @@ _BOOTSTRAP = (
 )
 
 
+#: ``python -c`` code that runs :func:`guard` with the command line's arguments.
+GUARD_BOOTSTRAP = (
+    "import sys; del sys.path[0]; from nvcf_helpers.local.launcher import guard; "
+    "sys.exit(guard(sys.argv[1:]))"
+)
+
+
 class LocalNvcfError(NvcfHelperError):
     """The local NVCF did not start, or its function did not become ACTIVE."""
+
+
+def guard_preexec() -> Callable[[], None] | None:
+    """The ``preexec_fn`` of a guard: SIGTERM held back, and sent when its parent dies.
+
+    Holding SIGTERM back from before ``exec`` means a parent that dies while
+    the guard starts cannot kill it before it can clean up. ``None`` off Linux.
+    """
+    parent_death = parent_death_signal(signal.SIGTERM)
+    if parent_death is None:
+        return None
+
+    def prepare() -> None:  # pragma: no cover - runs in the child between fork and exec
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        parent_death()
+
+    return prepare
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)
+
+
+def guard(argv: Sequence[str]) -> int:
+    """Wait for the parent to die; then stop the container's group and remove the root.
+
+    ``argv``: the parent's pid, the container's process group, the grace in
+    seconds between SIGTERM and SIGKILL, the temporary root, then an optional
+    clean-up command (``docker rm --force NAME``). The parent ends the guard
+    with SIGKILL once it has cleaned up itself; SIGTERM (the parent-death
+    signal, see :func:`guard_preexec`) makes it act.
+    """
+    parent, group, grace, root, *cleanup = argv
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    if os.getppid() == int(parent):
+        signal.sigwait({signal.SIGTERM})
+    _signal_group(int(group), signal.SIGTERM)
+    deadline = time.monotonic() + float(grace)
+    while _group_alive(int(group)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_group(int(group), signal.SIGKILL)
+    if cleanup:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                cleanup,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
 
 
 class LocalNvcf:
@@ -90,6 +169,8 @@ class LocalNvcf:
         self.base_url = ""
         self.function_id = ""
         self.version_id = ""
+        #: The local NVCF's temporary root (request directories, results), once it runs.
+        self.root: Path | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._output_file: IO[Any] | None = None
 
@@ -174,6 +255,7 @@ class LocalNvcf:
         self.base_url = info["baseUrl"]
         self.function_id = info["functionId"]
         self.version_id = info["versionId"]
+        self.root = Path(info["root"]) if info.get("root") else None
 
     def function(self) -> dict[str, Any]:
         """The function as ``GET /v2/nvcf/functions`` lists it (status included)."""
@@ -224,10 +306,18 @@ class LocalNvcf:
         return self.process.pid if self.process is not None else None
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """Stop it (SIGTERM; it stops its container first) and return its exit status."""
+        """Stop it and return its exit status; nothing of it is left afterwards.
+
+        SIGTERM: it answers every caller (results that land within a short
+        grace, else 503), stops its container and exits, within 10 s. After
+        ``timeout`` seconds it is killed, and its guard stops the container;
+        its temporary root is removed either way.
+        """
         returncode = None
         if self.process is not None:
             returncode = stop_process(self.process, timeout)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
         if self._output_file is not None:
             self._output_file.close()
             self._output_file = None

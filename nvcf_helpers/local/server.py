@@ -1,8 +1,17 @@
-"""Putting the local NVCF together: API, worker, supervisor, and their lifetime."""
+"""Putting the local NVCF together: API, worker, supervisor, and their lifetime.
+
+Stopping (SIGTERM, Ctrl-C, :meth:`LocalNvcf.stop`) answers every caller
+first: queued requests get a 503 at once, running ones their result if it
+lands within :data:`REQUEST_GRACE_SECONDS`, else a 503; then the container
+gets SIGTERM and, within what is left of :data:`SHUTDOWN_SECONDS`, SIGKILL.
+A guard process outlives a ``local`` that is killed outright, and then stops
+the container's process group and removes the temporary root.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,25 +25,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
+from nvcf_helpers import names
 from nvcf_helpers.errors import NvcfHelperError
-from nvcf_helpers.local.api import build_app
+from nvcf_helpers.local.api import LocalApi, gateway_problem
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.docker import docker_command, docker_remove_command
-from nvcf_helpers.local.function import LocalFunction
-from nvcf_helpers.local.store import InvocationStore
+from nvcf_helpers.local.function import FunctionStatus, LocalFunction
+from nvcf_helpers.local.launcher import GUARD_BOOTSTRAP, guard_preexec
+from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES, InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
 from nvcf_helpers.local.worker import Worker
 from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["API_LINE_PREFIX", "LocalServer", "ServeOptions", "run_gateway"]
+__all__ = [
+    "API_LINE_PREFIX",
+    "REQUEST_GRACE_SECONDS",
+    "SHUTDOWN_SECONDS",
+    "LocalServer",
+    "ServeOptions",
+    "run_gateway",
+]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
 #: Start of the line that announces the API's base URL (stable, for scripts to parse).
 API_LINE_PREFIX = "NVCF local API: "
+#: How long running requests may still finish once a stop was asked for.
+REQUEST_GRACE_SECONDS = 3.0
+#: A stop ends within this many seconds (``docker stop`` gives 10), container included.
+SHUTDOWN_SECONDS = 9.0
+#: What a guard gives the container's group between SIGTERM and SIGKILL.
+GUARD_GRACE_SECONDS = 5.0
+# NVCF's gateway (hyper) reads request heads of up to 100 headers in a ~408 KB buffer.
+_MAX_REQUEST_HEADERS = 100
+_MAX_REQUEST_HEAD_BYTES = 8192 + 4096 * 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,9 @@ class ServeOptions:
     stop_grace: float = 10.0
     info_file: Path | None = None
     image: str | None = None
+    queue_size: int = names.DEFAULT_QUEUE_SIZE
+    result_ttl: float = names.REQUEST_MAPPING_MAX_AGE_SECONDS
+    result_budget_bytes: int = DEFAULT_RESULT_BUDGET_BYTES
 
 
 def _banner(
@@ -107,6 +137,67 @@ def _client_session() -> aiohttp.ClientSession:
     )
 
 
+def _request_error(status: int, exc: BaseException | None) -> tuple[int, str]:
+    """The status and detail for a request aiohttp could not parse (or a handler crash)."""
+    message = str(getattr(exc, "message", "") or exc or "").strip().splitlines()
+    said = message[0] if message else ""
+    if isinstance(exc, http_exceptions.LineTooLong) or "Too many headers" in said:
+        return 431, (
+            f"the request's headers are too large ({said}): NVCF's gateway takes at most "
+            f"{_MAX_REQUEST_HEADERS} headers in about {_MAX_REQUEST_HEAD_BYTES // 1024} KiB; send "
+            "large data in the body or as an asset"
+        )
+    if isinstance(exc, http_exceptions.HttpProcessingError) and 400 <= status < 500:
+        return status, (
+            f"the request is not valid HTTP ({said or type(exc).__name__}): check the request "
+            "line and the header names and values (no control characters)"
+        )
+    return status, (
+        f"the local NVCF failed while reading the request ({type(exc).__name__}: {said}); "
+        "its log has the details: please report it"
+    )
+
+
+class _ProblemRequestHandler(web.RequestHandler):
+    """Answers requests aiohttp cannot parse with problem details, never a traceback."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # the answer is on its way: aiohttp closes it
+            return super().handle_error(request, status, exc, message)
+        status, detail = _request_error(status, exc)
+        if status >= 500:
+            logger.error("%s", detail, exc_info=exc)
+        else:
+            logger.warning("refused a request from %s: %s", request.remote, detail)
+        response = web.Response(
+            status=status,
+            body=gateway_problem(status, detail),
+            content_type="application/problem+json",
+        )
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """An aiohttp runner whose connections answer unparsable requests as problem details."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _ProblemServer  # the same object, with our request handlers
+        return server
+
+
 class LocalServer:
     """The parts of one local NVCF run, built under a fresh temporary root."""
 
@@ -115,7 +206,15 @@ class LocalServer:
         self.root = Path(tempfile.mkdtemp(prefix="nvcf-local-"))
         os.chmod(self.root, 0o755)  # noqa: S103 - the container may run as another user
         self.function = LocalFunction(options.spec)
-        self.store = InvocationStore()
+        (self.root / "uncollected").mkdir(mode=0o700)
+        self.store = InvocationStore(
+            capacity=options.max_concurrency,
+            queue_size=options.queue_size,
+            held_dir=self.root / "uncollected",
+            result_ttl=options.result_ttl,
+            result_budget=options.result_budget_bytes,
+        )
+        self.store.may_dispatch = self._taking_work
         (self.root / "assets").mkdir(mode=0o700)
         self.assets = AssetStore(self.root / "assets")
         self.session = _client_session()
@@ -129,10 +228,10 @@ class LocalServer:
             max_response_bytes=options.max_response_bytes,
         )
         self.command = list(options.command)
-        cleanup: list[str] = []
+        self.cleanup: list[str] = []
         if options.image is not None:
             self.command = docker_command(self.function, options.image, self.root)
-            cleanup = docker_remove_command(self.function)
+            self.cleanup = docker_remove_command(self.function)
         self.supervisor = Supervisor(
             self.function,
             self.command,
@@ -140,10 +239,27 @@ class LocalServer:
             startup_timeout=options.startup_timeout,
             environment=self.function.container_environment(),
             on_exit=self.worker.container_exited,
-            cleanup_command=cleanup,
+            cleanup_command=self.cleanup,
         )
-        app = build_app(self.function, self.store, self.assets, self.worker, options.api_key)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.api = LocalApi(self.function, self.store, self.assets, self.worker, options.api_key)
+        self.runner = _Runner(
+            self.api.application(),
+            access_log=None,
+            handle_signals=False,
+            # A caller that hangs up stops its handler: its result then waits for a poll.
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+            max_line_size=_MAX_REQUEST_HEAD_BYTES,
+            max_field_size=_MAX_REQUEST_HEAD_BYTES,
+            max_headers=_MAX_REQUEST_HEADERS,
+        )
+        self.guard: asyncio.subprocess.Process | None = None
+        self._api_closed = False
+
+    def _taking_work(self) -> bool:
+        """Whether the worker pulls from the queue: not while ACTIVE but unhealthy."""
+        function = self.function
+        return function.status is not FunctionStatus.ACTIVE or function.taking_work
 
     async def listen(self) -> str:
         """Serve the API; returns its base URL.
@@ -171,18 +287,66 @@ class LocalServer:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         return f"http://{shown_host}:{port}"
 
+    async def start(self) -> None:
+        """Start the container, and the guard that cleans up if this process is killed."""
+        await self.supervisor.start()
+        process = self.supervisor.process
+        preexec = guard_preexec()
+        if process is None or preexec is None:
+            return
+        argv = [str(os.getpid()), str(process.pid), f"{GUARD_GRACE_SECONDS:g}", str(self.root)]
+        try:
+            self.guard = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                GUARD_BOOTSTRAP,
+                *argv,
+                *self.cleanup,
+                stdin=asyncio.subprocess.DEVNULL,
+                # Not the caller's pipes: a reader waiting for their end would wait for it too.
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal is for this process, not it
+                preexec_fn=preexec,
+            )
+        except OSError as exc:
+            logger.warning(
+                "cannot start the clean-up guard (%s): if this process is killed "
+                "outright, stop the container's processes yourself",
+                exc,
+            )
+
     async def close(self) -> None:
-        """Stop the container (after closing connections to it), then the API; remove the root."""
+        """Answer every caller, stop the container, then the API; remove the root."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_SECONDS
         try:
             self.supervisor.detach()
+            await self.api.shutdown(REQUEST_GRACE_SECONDS)
+            await self._close_api()  # the answers above go out; connections close
             await self.worker.close()
             # Idle keep-alive connections would make servers such as Triton wait out their
             # exit timeout (30 s) after SIGTERM: close them before stopping the container.
             await self.session.close()
-            await self.supervisor.stop(self.options.stop_grace)
+            grace = min(self.options.stop_grace, max(1.0, deadline - loop.time()))
+            await self.supervisor.stop(grace)
         finally:
-            await self.runner.cleanup()
+            await self._close_api()
             shutil.rmtree(self.root, ignore_errors=True)
+            await self._dismiss_guard()
+
+    async def _close_api(self) -> None:
+        if not self._api_closed:
+            self._api_closed = True
+            await self.runner.cleanup()
+
+    async def _dismiss_guard(self) -> None:
+        """The clean-up is done: end the guard before it could act."""
+        if self.guard is None or self.guard.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.guard.kill()
+        await self.guard.wait()
 
 
 async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) -> int:
@@ -213,9 +377,10 @@ async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) 
                     "functionId": function.function_id,
                     "versionId": function.version_id,
                     "pid": os.getpid(),
+                    "root": str(server.root),
                 },
             )
-        await server.supervisor.start()
+        await server.start()
         await stop.wait()
         logger.info("stopping: the container first, then the API")
     finally:

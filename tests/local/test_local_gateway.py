@@ -37,6 +37,13 @@ def _poll_until(raw: Raw, request_id: str, done: Any, timeout: float = 30.0) -> 
             return reply
 
 
+def _poll_from(raw: Raw, reply: Reply, done: Any) -> Reply:
+    """``reply`` (a POST's) if ``done(reply)``, else the first status poll that is."""
+    if done(reply):
+        return reply
+    return _poll_until(raw, reply.headers["NVCF-REQID"], done)
+
+
 def _ci(echo: dict[str, Any]) -> dict[str, str]:
     """Received headers by lower-case name, each checked to have arrived once."""
     return {name: header_seen(echo, name) for name in headers_seen(echo)}
@@ -214,8 +221,10 @@ class TestPolling:
         reply = raw.invoke({"wait_for": str(gate)}, {"NVCF-POLL-SECONDS": "1"})
         assert reply.status == 202
         request_id = reply.headers["NVCF-REQID"]
-        assert reply.headers["NVCF-STATUS"] in ("pending-evaluation", "in-progress")
-        assert reply.headers["NVCF-PERCENT-COMPLETE"] == "0"
+        # NVCF's worker answers an empty 202 when the window ends (facts §2, §4).
+        assert reply.headers["NVCF-STATUS"] == "in-progress"
+        assert "NVCF-PERCENT-COMPLETE" not in reply.headers
+        assert reply.body == b""
         gate.touch()
         final = _poll_until(raw, request_id, lambda r: r.status != 202)
         assert final.status == 200
@@ -237,9 +246,8 @@ class TestPolling:
         reply = raw.invoke(request, {"NVCF-POLL-SECONDS": "1"})
         assert reply.status == 202
         request_id = reply.headers["NVCF-REQID"]
-        seen = _poll_until(
-            raw, request_id, lambda r: r.headers.get("NVCF-PERCENT-COMPLETE") == "40"
-        )
+        # Each update answers one poll, the POST included (facts §3, delivery).
+        seen = _poll_from(raw, reply, lambda r: r.headers.get("NVCF-PERCENT-COMPLETE") == "40")
         assert seen.status == 202
         assert seen.headers["NVCF-STATUS"] == "in-progress"
         assert seen.json() == {"step": 4}
@@ -257,9 +265,7 @@ class TestPolling:
         }
         reply = raw.invoke(request, {"NVCF-POLL-SECONDS": "1"})
         request_id = reply.headers["NVCF-REQID"]
-        seen = _poll_until(
-            raw, request_id, lambda r: r.headers.get("NVCF-PERCENT-COMPLETE") == "30"
-        )
+        seen = _poll_from(raw, reply, lambda r: r.headers.get("NVCF-PERCENT-COMPLETE") == "30")
         assert seen.json() == {"ok": True}
         gate.touch()
         assert _poll_until(raw, request_id, lambda r: r.status != 202).status == 200
@@ -368,7 +374,8 @@ class TestAssets:
         echo = reply.json()
         assert echo["assets"] == {asset["assetId"]: "hello asset"}
         assert _ci(echo)["nvcf-function-asset-ids"] == asset["assetId"]
-        assert "nvcf-input-asset-references" not in _ci(echo)
+        # NVCF's gateway and worker forward the caller's header too (facts §1, client headers).
+        assert _ci(echo)["nvcf-input-asset-references"] == asset["assetId"]
 
     def test_upload_with_other_headers_is_403(self, raw: Raw) -> None:
         """Headers that differ from the signed ones are refused, as S3 does."""
@@ -379,13 +386,18 @@ class TestAssets:
         assert self._upload(raw, asset, "text/plain", "other").status == 403
 
     def test_unuploaded_or_unknown_asset_is_refused(self, raw: Raw) -> None:
-        """Referencing an asset without content, or none at all, is a 400 that says so."""
+        """An asset without content or unknown is 404, an id that is no UUID 400 (facts §4)."""
         asset = self._create(raw)
         reply = raw.invoke({}, {"NVCF-INPUT-ASSET-REFERENCES": asset["assetId"]})
-        assert reply.status == 400
+        assert reply.status == 404
         assert "never uploaded" in reply.json()["detail"]
+        unknown = "00000000-0000-4000-8000-000000000000"
+        reply = raw.invoke({}, {"NVCF-INPUT-ASSET-REFERENCES": unknown})
+        assert reply.status == 404
+        assert f"asset '{unknown}' does not exist" in reply.json()["detail"]
         reply = raw.invoke({}, {"NVCF-INPUT-ASSET-REFERENCES": "nope"})
-        assert "asset 'nope' does not exist" in reply.json()["detail"]
+        assert reply.status == 400
+        assert "'nope' is not an asset id (a UUID)" in reply.json()["detail"]
 
     def test_list_and_delete(self, raw: Raw) -> None:
         """Assets are listed until deleted; deleting twice is 404."""
@@ -408,22 +420,33 @@ class TestQueues:
     """Requests beyond the container's concurrency wait in the function's queue."""
 
     def test_queue_length_and_position(self, raw: Raw, nvcf: LocalNvcf, gate: Path) -> None:
-        """With 4 slots busy, a 5th request is pending-evaluation at position 1."""
+        """With 4 slots busy, a 5th request waits in the queue (queueDepth 1) until one frees.
+
+        NVCF's queue endpoint reports ``queueDepth`` (facts §4, queue endpoints);
+        a queued request has no 202 yet: NVCF's worker has not picked it up.
+        """
+        import threading
+
         busy = [raw.invoke({"wait_for": str(gate)}, {"NVCF-POLL-SECONDS": "0"}) for _ in range(4)]
-        queued = raw.invoke({"wait_for": str(gate)}, {"NVCF-POLL-SECONDS": "0"})
-        assert queued.status == 202
-        assert queued.headers["NVCF-STATUS"] == "pending-evaluation"
-        request_id = queued.headers["NVCF-REQID"]
-        length = raw("GET", f"/v2/nvcf/queues/functions/{nvcf.function_id}").json()
-        assert length["queues"][0]["queueLength"] == 1
+        queued: list[Reply] = []
+        fifth = threading.Thread(
+            target=lambda: queued.append(
+                raw.invoke({"wait_for": str(gate)}, {"NVCF-POLL-SECONDS": "30"})
+            )
+        )
+        fifth.start()
+        queue = f"/v2/nvcf/queues/functions/{nvcf.function_id}"
+        assert eventually(lambda: raw("GET", queue).json()["queues"][0]["queueDepth"] == 1)
+        request_id = busy[0].headers["NVCF-REQID"]
         position = raw("GET", f"/v2/nvcf/queues/{request_id}/position").json()
-        assert position == {"requestId": request_id, "positionInQueue": 1}
+        assert position == {"requestId": request_id, "positionInQueue": 0}
         gate.touch()
-        for reply in [*busy, queued]:
+        for reply in busy:
             final = _poll_until(raw, reply.headers["NVCF-REQID"], lambda r: r.status != 202)
             assert final.status == 200
-        length = raw("GET", f"/v2/nvcf/queues/functions/{nvcf.function_id}").json()
-        assert length["queues"][0]["queueLength"] == 0
+        fifth.join(60)
+        assert [reply.status for reply in queued] == [200]
+        assert raw("GET", queue).json()["queues"][0]["queueDepth"] == 0
 
 
 class TestStreaming:
