@@ -119,7 +119,7 @@ class Invocation:
     _partial: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _updates: int = field(default=0, init=False, repr=False)
     _delivered_updates: int = field(default=0, init=False, repr=False)
-    _signal: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list, init=False, repr=False)
     _listeners: list[Callable[[Invocation], None]] = field(
         default_factory=list, init=False, repr=False
     )
@@ -157,7 +157,10 @@ class Invocation:
 
     def wake(self) -> None:
         """Wake whoever waits in :meth:`wait_for_change`."""
-        self._signal.set()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def touch(self) -> None:
         """Note that a caller was just answered for this request."""
@@ -198,11 +201,28 @@ class Invocation:
         return self.done.is_set()
 
     async def wait_for_change(self, seconds: float) -> None:
-        """Wait up to ``seconds`` for a result, a progress update or its dispatch."""
-        self._signal.clear()
-        if seconds > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._signal.wait(), seconds)
+        """Wait up to ``seconds`` for a result, a progress update or its dispatch.
+
+        A bare future and a timer, not ``asyncio.wait_for``: that wraps the
+        wait in a task of its own, a few event-loop turns on every answer.
+        """
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(seconds, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class InvocationStore:

@@ -1,0 +1,86 @@
+"""Shutdown (every caller gets a final answer) and housekeeping (expiry, health)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from nvcf_helpers.local.api_base import ApiBase
+from nvcf_helpers.local.problems import stopping_result
+from nvcf_helpers.local.store import Invocation
+
+__all__ = ["Housekeeping"]
+
+logger = logging.getLogger("nvcf_helpers.local")
+
+
+class Housekeeping(ApiBase):
+    """Shutdown and the background tasks that run while the application does."""
+
+    async def shutdown(self, grace: float) -> None:
+        """Give every caller a final answer: results within ``grace`` seconds, else 503.
+
+        Queued requests are answered 503 at once; running ones get their result
+        if it lands within ``grace``, else a 503 problem saying the local NVCF
+        is stopping. New invocations are refused with 503 from now on.
+        """
+        self.stopping = True
+        for invocation in self.store.queued():
+            self.store.withdraw(invocation)
+            invocation.cancel()
+            invocation.finish(stopping_result(invocation, queued=True, grace=grace))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.store.running and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        self._stopped.set()
+        for invocation in self.store.running:
+            invocation.cancel()
+            invocation.finish(stopping_result(invocation, queued=False, grace=grace))
+            logger.warning(
+                "request %s: not finished within the %g s grace: the local NVCF is stopping",
+                invocation.request_id,
+                grace,
+            )
+
+    async def _start_sweeper(self, app: web.Application) -> None:
+        self._housekeeping = [
+            asyncio.create_task(self._sweep_forever()),
+            asyncio.create_task(self._follow_health()),
+        ]
+
+    async def _stop_sweeper(self, app: web.Application) -> None:
+        for task in self._housekeeping:
+            task.cancel()
+        await asyncio.gather(*self._housekeeping, return_exceptions=True)
+        await self.store.close()
+
+    async def _follow_health(self) -> None:
+        """Serve the queue again once an unhealthy container recovers."""
+        while True:
+            await asyncio.sleep(0.1)
+            if self.store.queued():
+                self.store.poke()
+
+    async def _sweep_forever(self) -> None:
+        interval = min(60.0, max(0.2, self.store.result_ttl / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.store.sweep()
+            now = time.monotonic()
+            for token, expiry in list(self._zip_expiry.items()):
+                if expiry < now:
+                    self._remove_zip(token)
+
+    def _forgotten(self, invocation: Invocation) -> None:
+        if invocation.result is not None and invocation.result.zip_token is not None:
+            self._remove_zip(invocation.result.zip_token)
+
+    def _remove_zip(self, token: str) -> None:
+        self._zip_expiry.pop(token, None)
+        path = self.worker.zips.pop(token, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
