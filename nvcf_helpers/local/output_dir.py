@@ -179,16 +179,17 @@ def _visit_file(parent: int, name: str, relative: str, visit: _Visit, found: Wal
         os.close(descriptor)
 
 
-def zip_outputs(zip_path: Path, request_id: str, body: bytes, directory: Path) -> Walk:
+def zip_outputs(zip_path: Path, request_id: str, body: bytes | Path, directory: Path) -> Walk:
     """Write NVCF's result zip: ``<reqid>.response`` first, then every artifact.
 
-    Each artifact is copied up to the size it had when opened, so a file
-    still growing cannot grow the zip without bound.
+    ``body`` is the container's body, or a file holding it (the worker's own,
+    copied in chunks, never loaded whole). Each artifact is copied up to the
+    size it had when opened, so a file still growing cannot grow the zip
+    without bound.
     """
     with zipfile.ZipFile(
         zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
     ) as bundle:
-        bundle.writestr(names.response_member(request_id), body)
 
         def add(relative: str, descriptor: int, status: os.stat_result) -> None:
             with bundle.open(relative, "w", force_zip64=status.st_size >= 1 << 30) as member:
@@ -200,4 +201,10 @@ def zip_outputs(zip_path: Path, request_id: str, body: bytes, directory: Path) -
                     member.write(chunk)
                     left -= len(chunk)
 
+        member_name = names.response_member(request_id)
+        if isinstance(body, Path):
+            with body.open("rb") as stream:
+                add(member_name, stream.fileno(), os.fstat(stream.fileno()))
+        else:
+            bundle.writestr(member_name, body)
         return walk(directory, add)

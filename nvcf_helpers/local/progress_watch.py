@@ -146,19 +146,30 @@ class ProgressWatcher:
         self._accepted_ns: dict[Invocation, int] = {}
         self._warnings: dict[Invocation, list[str]] = {}
         self._task: asyncio.Task[None] | None = None
+        # The polling task starts one interval after a watch begins: a request
+        # answered sooner (most are) never pays for a task.
+        self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, invocation: Invocation, output_dir: Path) -> None:
         """Start watching the request's progress file (it need not exist yet)."""
         self._watches[invocation] = _Watch(invocation, output_dir / names.PROGRESS_FILE)
         self._by_id[invocation.request_id] = invocation
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+        if (self._task is None or self._task.done()) and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        if self._watches and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._run(first_wait=0.0))
 
     def unwatch(self, invocation: Invocation) -> tuple[str, ...]:
         """Stop watching (the container has answered); returns the request's warnings."""
         self._watches.pop(invocation, None)
         self._by_id.pop(invocation.request_id, None)
         self._accepted_ns.pop(invocation, None)
+        if not self._watches and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         return tuple(self._warnings.pop(invocation, ()))
 
     def warning(self, invocation: Invocation) -> str | None:
@@ -166,10 +177,12 @@ class ProgressWatcher:
         warnings = self._warnings.get(invocation)
         return " | ".join(warnings) if warnings else None
 
-    async def _run(self) -> None:
+    async def _run(self, first_wait: float | None = None) -> None:
+        wait = self.interval if first_wait is None else first_wait
         while self._watches:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(wait)
             await self.poll()
+            wait = self.interval
 
     async def poll(self) -> None:
         """Look at every watched file once; read and apply those that changed."""
@@ -235,6 +248,9 @@ class ProgressWatcher:
         """Stop the polling task."""
         self._watches.clear()
         self._by_id.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,10 @@
 
 For each invocation it makes the request's asset and output directories,
 copies the input assets, and sends the body to ``inferenceUrl`` with the
-headers NVCF's worker sets (facts §1 of ``NVCF_SOURCE_FACTS.md``). In
+headers NVCF's worker sets (facts §1 of ``NVCF_SOURCE_FACTS.md``), through
+:mod:`~nvcf_helpers.local.exchange`: redirects are relayed, never followed, a
+large body streams to a file rather than into memory, and the call is closed
+as soon as the invocation is cancelled (504, caller gone, shutdown). In
 compatibility mode (the default) it turns the answer into a result as NVCF's
 worker does (facts §2): the container's own answer, a 302 to a zip when the
 output directory holds any artifact or the body is over the inline limit, or
@@ -30,11 +33,24 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.http_exceptions import LineTooLong
 from multidict import CIMultiDict
 
 from nvcf_helpers import names
 from nvcf_helpers.local.asset_store import AssetStore
+from nvcf_helpers.local.exchange import (
+    CONNECTION_ERROR,
+    EXCHANGE_ERRORS,
+    INFERENCE_ERROR,
+    MAX_RESPONSE_HEAD_BYTES,
+    MAX_RESPONSE_HEADERS,
+    WORKER_ERROR,
+    Reply,
+    check_head,
+    failure,
+    read_body,
+    read_head,
+    worker_problem,
+)
 from nvcf_helpers.local.function import LOCAL_NCA_ID, FunctionStatus, LocalFunction
 from nvcf_helpers.local.output_dir import Walk, has_entries, zip_outputs
 from nvcf_helpers.local.progress_watch import ProgressWatcher
@@ -58,11 +74,6 @@ CONTRACT_WARNING_HEADER = names.LOCAL_WARNING
 ASSET_REFERENCES_HEADER = names.INPUT_ASSET_REFERENCES
 #: The region the local gateway reports in ``NVCF-INVOCATION-REGION``.
 LOCAL_REGION = "local"
-
-#: NVCF's gateway relays a container's response head of at most 64 headers in
-#: 8 KiB + 400 KiB (hyper's header buffer); larger heads never reach the caller.
-MAX_RESPONSE_HEADERS = 64
-MAX_RESPONSE_HEAD_BYTES = 8192 + 4096 * 100
 
 # The 15 names NVCF's worker owns: a client header of one of them never reaches the container.
 _WORKER_OWNED = frozenset(
@@ -106,65 +117,13 @@ _NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "host", "content-length", "expe
 _NOT_RELAYED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REGION = names.INVOCATION_REGION.lower()
 _EVENT_STREAM = "text/event-stream"
+_REMOVAL_BATCH_SECONDS = 0.05
 _EXIT_NOTICE_SECONDS = 2.0
 _HTTP_TOKEN = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 _MAX_HEADER_TEXT = 2000
 _MAX_LISTED = 5
-
-# The sources in NVCF's problem types: urn:<source>:problem-details:<status text>.
-_INFERENCE_ERROR = "inference-service"
-_CONNECTION_ERROR = "inference-connection"
-_WORKER_ERROR = "nvcf-worker-service"
-# How aiohttp's parsers word a response head over max_line_size, max_field_size or max_headers.
-_HEAD_SIZE_WORDS = ("got more than", "too long", "too many headers", "too large")
-_CONNECTION_DETAIL = "Inference connection error while making inference request"
-_INTERNAL_DETAIL = "Internal error while making inference request"
-
-#: Go's ``http.StatusText`` for the codes NVCF's worker rewraps: problem titles and types.
-GO_STATUS_TEXT: Mapping[int, str] = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    402: "Payment Required",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    407: "Proxy Authentication Required",
-    408: "Request Timeout",
-    409: "Conflict",
-    410: "Gone",
-    411: "Length Required",
-    412: "Precondition Failed",
-    413: "Request Entity Too Large",
-    414: "Request URI Too Long",
-    415: "Unsupported Media Type",
-    416: "Requested Range Not Satisfiable",
-    417: "Expectation Failed",
-    418: "I'm a teapot",
-    421: "Misdirected Request",
-    422: "Unprocessable Entity",
-    423: "Locked",
-    424: "Failed Dependency",
-    425: "Too Early",
-    426: "Upgrade Required",
-    428: "Precondition Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    451: "Unavailable For Legal Reasons",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-    506: "Variant Also Negotiates",
-    507: "Insufficient Storage",
-    508: "Loop Detected",
-    510: "Not Extended",
-    511: "Network Authentication Required",
-}
 
 
 def go_canonical(name: str) -> str:
@@ -199,23 +158,6 @@ def problem_body(
     return json.dumps(problem).encode("utf-8")
 
 
-def _worker_problem(source: str, status: int, detail: str) -> bytes:
-    """NVCF's worker's problem body: ``type``, ``title``, ``status``, ``detail`` and no more.
-
-    Its JSON encoder leaves out empty fields, so an unknown code has no ``title``.
-    """
-    title = GO_STATUS_TEXT.get(status, "")
-    problem: dict[str, Any] = {
-        "type": f"urn:{source}:problem-details:{title.lower().replace(' ', '-')}"
-    }
-    if title:
-        problem["title"] = title
-    problem["status"] = status
-    if detail:
-        problem["detail"] = detail
-    return json.dumps(problem).encode("utf-8")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -240,7 +182,7 @@ def inference_problem(status: int, body: bytes) -> bytes:
 
     ``detail`` is the body's JSON ``error`` string, or "Inference error".
     """
-    return _worker_problem(_INFERENCE_ERROR, status, _error_text(body) or "Inference error")
+    return worker_problem(INFERENCE_ERROR, status, _error_text(body) or "Inference error")
 
 
 def compatibility_mode(headers: Mapping[str, str]) -> bool:
@@ -360,17 +302,6 @@ def _with_warnings(result: Result, warnings: Sequence[str]) -> Result:
     return result
 
 
-class _HeadTooLarge(Exception):
-    """The container's response head is larger than NVCF's gateway relays."""
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
 @dataclass(frozen=True)
 class Forward:
     """What the API hands the worker for one invocation."""
@@ -420,10 +351,18 @@ class Worker:
         self.zip_root = root / "results"
         for directory in (self.asset_root, self.output_root, self.zip_root):
             directory.mkdir(mode=0o755, exist_ok=True)
+        #: Container bodies too large for memory, one file per request id: beside the
+        #: uncollected bodies the store keeps on disk (it owns each once its result lands).
+        self.body_root = store.held_dir or root / "bodies"
+        self.body_root.mkdir(mode=0o700, exist_ok=True)
         self.zips: dict[str, Path] = {}
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Finished requests' directories, removed in batches off the event loop:
+        # a mkdir/rmdir pair per request was the gateway's largest cost.
+        self._finished_directories: list[Path] = []
+        self._remover: asyncio.Task[None] | None = None
         self._in_flight: set[Invocation] = set()
         self.progress = ProgressWatcher()
         self._container_exited = asyncio.Event()
@@ -451,25 +390,32 @@ class Worker:
                 result = await self._call(invocation, forward, directories)
         except Exception as exc:  # the result must always land, or the caller polls forever
             logger.exception("request %s: the local NVCF failed", invocation.request_id)
-            result = _problem(_WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
-        invocation.finish(result)
-        # After the result is out, as NVCF's worker does: yielding once lets the waiting
-        # handler send the answer before the (slow, on ext4) rmdirs run.
-        await asyncio.sleep(0)
-        await _remove_directories(*directories)
-        logger.info(
+            result = _problem(WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
+        if invocation.finish(result) and self.store.get(invocation.request_id) is not invocation:
+            self._discard(result)  # nobody can collect it (answered 504, or forgotten)
+        # After the result is out, as NVCF's worker does, and in batches.
+        self._remove_later(directories)
+        logger.debug(
             "request %s: %d in %.3f s",
             invocation.request_id,
             result.status,
             time.monotonic() - invocation.accepted_at,
         )
 
+    def _discard(self, result: Result) -> None:
+        if result.body_path is not None:
+            result.body_path.unlink(missing_ok=True)
+        if result.zip_token is not None:
+            zip_path = self.zips.pop(result.zip_token, None)
+            if zip_path is not None:
+                zip_path.unlink(missing_ok=True)
+
     def _refusal(self) -> Result | None:
         if self.function.status is FunctionStatus.ACTIVE:
             return None
         reason = f": {self.function.error}" if self.function.error else ""
         return _problem(
-            _WORKER_ERROR,
+            WORKER_ERROR,
             503,
             f"function {self.function.spec.name} is {self.function.status.value}{reason}; "
             "invoke it once it is ACTIVE",
@@ -489,38 +435,66 @@ class Worker:
             if forward.asset_ids:
                 await asyncio.to_thread(self.assets.copy_into, list(forward.asset_ids), asset_dir)
             headers = self._headers(invocation, forward, asset_dir, output_dir)
-            if not compatibility_mode(headers):
-                reply = await self._exchange(invocation, forward, headers)
+            compatible = compatibility_mode(headers)
+            if not compatible:
+                reply = await self._exchange(invocation, forward, headers, compatible=False)
                 if isinstance(reply, Result):
                     return reply
-                return Result(
-                    reply.status,
-                    reply.body,
-                    _relayed(reply.headers),
-                    nvcf_status=_gateway_status(reply.status),
-                )
+                return _inline(reply, nvcf_status=_gateway_status(reply.status))
             self.progress.watch(invocation, output_dir)
             try:
-                reply = await self._exchange(invocation, forward, headers)
+                reply = await self._exchange(invocation, forward, headers, compatible=True)
             finally:
                 warnings = self.progress.unwatch(invocation)
             if isinstance(reply, Result):
                 return _with_warnings(reply, warnings)
-            return await self._package(invocation, reply, output_dir, list(warnings))
+            try:
+                return await self._package(invocation, reply, output_dir, list(warnings))
+            except BaseException:
+                reply.body.discard()
+                raise
         finally:
             self._in_flight.discard(invocation)
 
     async def _exchange(
-        self, invocation: Invocation, forward: Forward, headers: CIMultiDict[str]
-    ) -> _Reply | Result:
-        """Send the request; the container's answer, or the problem NVCF gives when it fails."""
+        self,
+        invocation: Invocation,
+        forward: Forward,
+        headers: CIMultiDict[str],
+        *,
+        compatible: bool,
+    ) -> Reply | Result:
+        """Send the request; the container's answer, or the problem NVCF gives when it fails.
+
+        The call is cancelled (its connection closed, as NVCF's worker cancels
+        the request) once the invocation is: 504, a caller gone, shutdown.
+        """
+        if invocation.cancelled.is_set():
+            return _cancelled(invocation)
+        call = asyncio.ensure_future(self._receive(invocation, forward, headers, compatible))
+        watch = asyncio.ensure_future(invocation.cancelled.wait())
+        watch.add_done_callback(lambda done: done.cancelled() or call.cancel())
         try:
-            async with self._post(forward, headers) as reply:
-                _check_head(reply)
-                body = await reply.read()
-                return _Reply(reply.status, list(reply.headers.items()), body)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, _HeadTooLarge) as exc:
+            return await call
+        except asyncio.CancelledError:
+            if not watch.done() or watch.cancelled():
+                raise  # this task itself is cancelled (the worker is closing)
+            return _cancelled(invocation)
+        except EXCHANGE_ERRORS as exc:
             return await self._lost(invocation, exc)
+        finally:
+            watch.cancel()
+
+    async def _receive(
+        self, invocation: Invocation, forward: Forward, headers: CIMultiDict[str], compatible: bool
+    ) -> Reply:
+        async with self._post(forward, headers) as reply:
+            check_head(reply)
+            # NVCF's worker reads an error body only up to the inline limit and one byte more.
+            limit = self.max_response_bytes + 1 if compatible and reply.status >= 400 else None
+            spool = self.body_root / invocation.request_id
+            body = await read_body(reply, spool, limit=limit)
+            return Reply(reply.status, list(reply.headers.items()), body)
 
     def _post(
         self, forward: Forward, headers: CIMultiDict[str]
@@ -531,6 +505,8 @@ class Worker:
             headers=headers,
             # Only what the caller sent: no Accept: */* of aiohttp's own.
             skip_auto_headers=("Accept",),
+            # A container's redirect is its answer: NVCF's worker relays it, never follows it.
+            allow_redirects=False,
             # NVCF's gateway relays heads up to its own limits, not aiohttp's 8 KiB lines.
             max_line_size=MAX_RESPONSE_HEAD_BYTES,
             max_field_size=MAX_RESPONSE_HEAD_BYTES,
@@ -539,8 +515,8 @@ class Worker:
 
     async def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
         """NVCF's answer when the exchange fails, with the local NVCF's explanation beside it."""
-        source, detail, cause = _failure(exc)
-        if source == _CONNECTION_ERROR or isinstance(
+        source, detail, cause = failure(exc)
+        if source == CONNECTION_ERROR or isinstance(
             exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
         ):
             # A dropped connection is most often a dying container: give its exit a moment
@@ -592,36 +568,41 @@ class Worker:
         )
 
     async def _package(
-        self, invocation: Invocation, reply: _Reply, output_dir: Path, warnings: list[str]
+        self, invocation: Invocation, reply: Reply, output_dir: Path, warnings: list[str]
     ) -> Result:
         """NVCF's compatibility mapping of a container's answer (facts §2)."""
+        body = reply.body
         if reply.status >= 400:
+            size = self.max_response_bytes + 1
+            head = await read_head(body, size)
+            body.discard()
             result = Result(
                 reply.status,
-                inference_problem(reply.status, _bounded(reply.body, self.max_response_bytes)),
+                inference_problem(reply.status, head),
                 {"Content-Type": "application/problem+json"},
                 nvcf_status="errored",
             )
             return _with_warnings(result, warnings)
-        over = len(reply.body) > self.max_response_bytes
+        over = body.size > self.max_response_bytes
         # A scandir of the top level answers "nothing left" on the loop; walks go to a thread.
         if not over and not has_entries(output_dir):
-            return _with_warnings(
-                Result(reply.status, reply.body, _relayed(reply.headers)), warnings
-            )
+            return _with_warnings(_inline(reply), warnings)
         token = secrets.token_urlsafe(24)
         zip_path = self.zip_root / f"{token}.zip"
-        walk = await asyncio.to_thread(
-            zip_outputs, zip_path, invocation.request_id, reply.body, output_dir
-        )
+        try:
+            walk = await asyncio.to_thread(
+                zip_outputs, zip_path, invocation.request_id, body.path or body.data, output_dir
+            )
+        except BaseException:
+            zip_path.unlink(missing_ok=True)
+            raise
         for warning in _walk_warnings(walk):
             logger.warning("request %s: contract violation: %s", invocation.request_id, warning)
             warnings.append(warning)
         if not over and not walk.files:
             zip_path.unlink(missing_ok=True)
-            return _with_warnings(
-                Result(reply.status, reply.body, _relayed(reply.headers)), warnings
-            )
+            return _with_warnings(_inline(reply), warnings)
+        body.discard()
         self.zips[token] = zip_path
         # The container's status and headers are dropped: a 302 carries only Location.
         return _with_warnings(Result(302, b"", {}, zip_token=token), warnings)
@@ -663,7 +644,7 @@ class Worker:
     ) -> web.StreamResponse:
         try:
             async with self._post(forward, headers) as reply:
-                _check_head(reply)
+                check_head(reply)
                 response = web.StreamResponse(
                     status=reply.status, headers=_relayed(reply.headers.items())
                 )
@@ -678,7 +659,7 @@ class Worker:
                     return response
                 await response.write_eof()
                 return response
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, _HeadTooLarge) as exc:
+        except EXCHANGE_ERRORS as exc:
             return _to_response(await self._lost(invocation, exc), invocation)
 
     # -- shutdown -------------------------------------------------------------------------------
@@ -696,61 +677,44 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._remover is not None:
+            await self._remover
+
+    def _remove_later(self, directories: list[Path]) -> None:
+        """Remove a finished request's directories with the next batch (every 50 ms)."""
+        self._finished_directories.extend(directories)
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.create_task(self._remove_batches())
+
+    async def _remove_batches(self) -> None:
+        while self._finished_directories:
+            await asyncio.sleep(_REMOVAL_BATCH_SECONDS)
+            batch, self._finished_directories = self._finished_directories, []
+            await asyncio.to_thread(_remove_now, batch)
 
 
-def _check_head(reply: aiohttp.ClientResponse) -> None:
-    size = sum(len(name) + len(value) + 4 for name, value in reply.raw_headers)
-    if size > MAX_RESPONSE_HEAD_BYTES:
-        raise _HeadTooLarge(f"{size} bytes of headers")
+def _inline(reply: Reply, *, nvcf_status: str = "fulfilled") -> Result:
+    """The container's answer as it is (its body in memory or in its file)."""
+    body = reply.body
+    return Result(
+        reply.status,
+        body.data,
+        _relayed(reply.headers),
+        nvcf_status=nvcf_status,
+        body_path=body.path,
+    )
 
 
-def _bounded(body: bytes, limit: int) -> bytes:
-    """What NVCF's worker reads of an error body before parsing it: the limit plus one byte."""
-    return body if len(body) <= limit else body[: limit + 1]
-
-
-def _failure(exc: BaseException) -> tuple[str, str, str]:
-    """NVCF's problem source and detail for a failed exchange, and what happened, in words."""
-    if isinstance(exc, _HeadTooLarge) or (
-        isinstance(exc, aiohttp.ClientResponseError)
-        and (
-            isinstance(exc.__cause__, LineTooLong)
-            or any(words in exc.message.lower() for words in _HEAD_SIZE_WORDS)
-        )
-    ):
-        reason = str(exc) if isinstance(exc, _HeadTooLarge) else exc.message
-        detail = (
-            f"the container's response headers are too large ({reason}): NVCF's gateway "
-            f"relays at most {MAX_RESPONSE_HEADERS} headers in {MAX_RESPONSE_HEAD_BYTES} "
-            "bytes; send large data in the body"
-        )
-        return _WORKER_ERROR, detail, detail
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return (
-            _WORKER_ERROR,
-            _INTERNAL_DETAIL,
-            f"the container's answer is not HTTP ({exc.message})",
-        )
-    described = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError) or (
-        isinstance(exc, aiohttp.ClientPayloadError) and not isinstance(exc.__cause__, OSError)
-    ):
-        # Go reads a clean close as EOF, which is no network error: the worker's own source.
-        cause = (
-            f"the container closed the connection without a complete answer ({described}); "
-            "see its output above"
-        )
-        return _WORKER_ERROR, _INTERNAL_DETAIL, cause
-    if isinstance(exc, (OSError, asyncio.TimeoutError, aiohttp.ClientPayloadError)):
-        cause = f"the connection to the container failed ({described}); see its output above"
-        return _CONNECTION_ERROR, _CONNECTION_DETAIL, cause
-    return _WORKER_ERROR, _INTERNAL_DETAIL, f"the exchange with the container failed ({described})"
+def _cancelled(invocation: Invocation) -> Result:
+    """The result of a request cancelled before the container answered (nobody collects it)."""
+    logger.info("request %s: cancelled; the container call is closed", invocation.request_id)
+    return _problem(WORKER_ERROR, 500, f"request {invocation.request_id} was cancelled")
 
 
 def _problem(source: str, status: int, detail: str) -> Result:
     return Result(
         status,
-        _worker_problem(source, status, detail),
+        worker_problem(source, status, detail),
         {"Content-Type": "application/problem+json"},
         nvcf_status="errored",
     )
@@ -775,6 +739,19 @@ async def _remove_directories(*directories: Path) -> None:
             full.append(directory)
     if full:
         await asyncio.to_thread(_remove_trees, full)
+
+
+def _remove_now(directories: list[Path]) -> None:
+    """Remove request directories: empty ones with one rmdir, full trees recursively."""
+    full = []
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            full.append(directory)
+    _remove_trees(full)
 
 
 def _remove_trees(directories: list[Path]) -> None:
