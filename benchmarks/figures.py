@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-_UNITS = {"x": "{}x", "s": "{} s", "ms": "{} ms"}
+_UNITS = {"x": "{}x", "s": "{} s", "ms": "{} ms", "MB": "{} MB"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Figure:
         name: what was measured, e.g. ``generated triton-model vs hand-written, 4 FP32``.
         value: the measurement, in ``unit``.
         bound: the value it must reach.
-        unit: ``x`` (a ratio), ``s`` or ``ms``.
+        unit: ``x`` (a ratio), ``s``, ``ms`` or ``MB``.
         at_least: True when the value must be at least ``bound``, False at most.
     """
 
