@@ -728,17 +728,8 @@ def _to_response(result: Result, invocation: Invocation) -> web.Response:
 
 
 async def _remove_directories(*directories: Path) -> None:
-    """Remove request directories: empty ones at once, full trees in a thread."""
-    full = []
-    for directory in directories:
-        try:
-            os.rmdir(directory)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            full.append(directory)
-    if full:
-        await asyncio.to_thread(_remove_trees, full)
+    """Remove request directories now, in a thread."""
+    await asyncio.to_thread(_remove_now, list(directories))
 
 
 def _remove_now(directories: list[Path]) -> None:
