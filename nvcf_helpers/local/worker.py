@@ -117,7 +117,6 @@ _NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "host", "content-length", "expe
 _NOT_RELAYED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REGION = names.INVOCATION_REGION.lower()
 _EVENT_STREAM = "text/event-stream"
-_REMOVAL_BATCH_SECONDS = 0.05
 _EXIT_NOTICE_SECONDS = 2.0
 _HTTP_TOKEN = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -359,10 +358,6 @@ class Worker:
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        # Finished requests' directories, removed in batches off the event loop:
-        # a mkdir/rmdir pair per request was the gateway's largest cost.
-        self._finished_directories: list[Path] = []
-        self._remover: asyncio.Task[None] | None = None
         self._in_flight: set[Invocation] = set()
         self.progress = ProgressWatcher()
         self._container_exited = asyncio.Event()
@@ -386,15 +381,22 @@ class Worker:
     async def _run(self, invocation: Invocation, forward: Forward) -> None:
         directories: list[Path] = []
         try:
-            async with self._slots:
-                result = await self._call(invocation, forward, directories)
-        except Exception as exc:  # the result must always land, or the caller polls forever
-            logger.exception("request %s: the local NVCF failed", invocation.request_id)
-            result = _problem(WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
-        if invocation.finish(result) and self.store.get(invocation.request_id) is not invocation:
-            self._discard(result)  # nobody can collect it (answered 504, or forgotten)
-        # After the result is out, as NVCF's worker does, and in batches.
-        self._remove_later(directories)
+            try:
+                async with self._slots:
+                    result = await self._call(invocation, forward, directories)
+            except Exception as exc:  # the result must always land, or the caller polls forever
+                logger.exception("request %s: the local NVCF failed", invocation.request_id)
+                result = _problem(WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
+            if (
+                invocation.finish(result)
+                and self.store.get(invocation.request_id) is not invocation
+            ):
+                self._discard(result)  # nobody can collect it (answered 504, or forgotten)
+            # After the result is out, as NVCF's worker does: yielding once lets the
+            # waiting handler send the answer before the rmdirs run.
+            await asyncio.sleep(0)
+        finally:
+            await _remove_directories(*directories)
         logger.debug(
             "request %s: %d in %.3f s",
             invocation.request_id,
@@ -677,20 +679,6 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._remover is not None:
-            await self._remover
-
-    def _remove_later(self, directories: list[Path]) -> None:
-        """Remove a finished request's directories with the next batch (every 50 ms)."""
-        self._finished_directories.extend(directories)
-        if self._remover is None or self._remover.done():
-            self._remover = asyncio.create_task(self._remove_batches())
-
-    async def _remove_batches(self) -> None:
-        while self._finished_directories:
-            await asyncio.sleep(_REMOVAL_BATCH_SECONDS)
-            batch, self._finished_directories = self._finished_directories, []
-            await asyncio.to_thread(_remove_now, batch)
 
 
 def _inline(reply: Reply, *, nvcf_status: str = "fulfilled") -> Result:
