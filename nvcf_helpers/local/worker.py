@@ -77,24 +77,7 @@ LOCAL_REGION = "local"
 
 # The 15 names NVCF's worker owns: a client header of one of them never reaches the container.
 _WORKER_OWNED = frozenset(
-    name.lower()
-    for name in (
-        names.REQUEST_ID,
-        names.SUBJECT,
-        names.NCA_ID,
-        names.FUNCTION_NAME,
-        names.FUNCTION_ID,
-        names.FUNCTION_VERSION_ID,
-        names.ASSET_DIR,
-        names.LARGE_OUTPUT_DIR,
-        names.MAX_RESPONSE_SIZE,
-        names.NSPECT_ID,
-        names.BACKEND,
-        names.INSTANCE_TYPE,
-        names.REGION,
-        names.ENV,
-        names.FUNCTION_ASSET_IDS,
-    )
+    header.lower() for field, header in names.CONTEXT_HEADERS.items() if field != "poll_seconds"
 )
 # Hop-by-hop headers (RFC 2616 13.5.1), which NVCF's gateway and worker both remove.
 _HOP_BY_HOP = frozenset(
@@ -217,12 +200,7 @@ def container_headers(
             0 or negative once the request has waited past it.
     """
     pairs = list(client)
-    listed = {
-        token.strip().lower()
-        for name, value in pairs
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
+    listed = _connection_listed(pairs)
     headers: CIMultiDict[str] = CIMultiDict(worker)
     for name, value in pairs:
         lowered = name.lower()
@@ -239,15 +217,20 @@ def container_headers(
     return headers
 
 
-def _relayed(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A container's response headers as the worker relays them: hop-by-hop ones removed."""
-    pairs = list(headers)
-    listed = {
+def _connection_listed(pairs: list[tuple[str, str]]) -> set[str]:
+    """The header names a ``Connection`` header lists: hop-by-hop for this message."""
+    return {
         token.strip().lower()
         for name, value in pairs
         if name.lower() == "connection"
         for token in value.split(",")
     }
+
+
+def _relayed(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A container's response headers as the worker relays them: hop-by-hop ones removed."""
+    pairs = list(headers)
+    listed = _connection_listed(pairs)
     return {
         name: value
         for name, value in pairs
