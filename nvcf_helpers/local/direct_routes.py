@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Awaitable
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -92,7 +90,7 @@ class DirectRoutes(InvocationRoutes):
             finally:
                 reply.release()
         finally:
-            await asyncio.to_thread(_remove_trees, asset_dir, output_dir)
+            await self.worker.directories.remove(asset_dir, output_dir)
 
     async def _head(
         self,
@@ -151,8 +149,3 @@ class DirectRoutes(InvocationRoutes):
             return response
         await response.write_eof()
         return response
-
-
-def _remove_trees(*directories: Path) -> None:
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)

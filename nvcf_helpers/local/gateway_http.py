@@ -113,6 +113,8 @@ def direct_route(request: web.Request) -> tuple[str, str | None] | None:
     if function_id is not None:
         return function_id, parse_uuid(request.headers.get(names.DIRECT_FUNCTION_VERSION_ID))
     host = request.headers.get("Host", "")
+    if len(host) < 36 or host[8:9] != "-":
+        return None  # no UUID in front: an address or a plain name (checked cheaply)
     first = parse_uuid(host[:36])
     if first is None:
         return None

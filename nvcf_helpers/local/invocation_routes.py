@@ -34,6 +34,16 @@ _CHUNK_BYTES = 1 << 20
 logger = logging.getLogger("nvcf_helpers.local")
 
 
+class _OneWrite(web.StreamResponse):
+    """A streamed answer whose head goes out with the first piece of its body, in one send.
+
+    (``web.Response`` buffers its head this way; a stream sends it on ``prepare``
+    unless told otherwise. Older aiohttp versions ignore the attribute.)
+    """
+
+    _send_headers_immediately = False
+
+
 class InvocationRoutes(ApiBase):
     """``POST /v2/nvcf/pexec/functions/...`` and ``GET /v2/nvcf/pexec/status/...``."""
 
@@ -157,7 +167,7 @@ class InvocationRoutes(ApiBase):
     def _result_response(
         self, request: web.Request, invocation: Invocation, result: Result
     ) -> web.StreamResponse:
-        response = web.StreamResponse(status=result.status)
+        response = _OneWrite(status=result.status)
         for name, value in result.headers.items():
             if name.lower() not in ("content-length", "transfer-encoding"):
                 response.headers[name] = value
@@ -212,6 +222,20 @@ class InvocationRoutes(ApiBase):
         )
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
+        if request.content_length is not None:
+            body = await request.content.read()  # all of it: its length is within the limit
+        else:
+            body = await self._read_chunked(request, too_large)
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise ApiError(
+                400, f"the request body is not JSON ({exc}): NVCF takes a JSON body"
+            ) from None
+        return body
+
+    @staticmethod
+    async def _read_chunked(request: web.Request, too_large: ApiError) -> bytes:
         chunks: list[bytes] = []
         size = 0
         # read(n) returns what has arrived so far, not n bytes: read until the end.
@@ -220,14 +244,7 @@ class InvocationRoutes(ApiBase):
             if size > MAX_BODY_BYTES:
                 raise too_large
             chunks.append(chunk)
-        body = b"".join(chunks)
-        try:
-            json.loads(body)
-        except ValueError as exc:
-            raise ApiError(
-                400, f"the request body is not JSON ({exc}): NVCF takes a JSON body"
-            ) from None
-        return body
+        return b"".join(chunks)
 
     def _asset_references(self, request: web.Request) -> tuple[str, ...]:
         """The assets ``NVCF-INPUT-ASSET-REFERENCES`` names: UUIDs, comma-separated."""

@@ -123,6 +123,9 @@ class Invocation:
     _listeners: list[Callable[[Invocation], None]] = field(
         default_factory=list, init=False, repr=False
     )
+    _cancel_listeners: list[Callable[[], None]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     @property
     def progress(self) -> int:
@@ -168,7 +171,20 @@ class Invocation:
 
     def cancel(self) -> None:
         """Ask whoever works on it to stop: nobody will collect its result."""
+        if self.cancelled.is_set():
+            return
         self.cancelled.set()
+        for listener in list(self._cancel_listeners):
+            listener()
+
+    def on_cancel(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` when the invocation is cancelled (until :meth:`off_cancel`)."""
+        self._cancel_listeners.append(listener)
+
+    def off_cancel(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener`` on cancellation."""
+        if listener in self._cancel_listeners:
+            self._cancel_listeners.remove(listener)
 
     def on_finish(self, listener: Callable[[Invocation], None]) -> None:
         """Call ``listener(self)`` once the result is recorded."""

@@ -1,0 +1,71 @@
+"""Request directories: NVCF's paths and modes, reused only as the container got them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+from nvcf_helpers.local.request_dirs import RequestDirectories
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _cycle(directories: RequestDirectories, request_id: str, work=None) -> tuple[Path, Path]:
+    asset_dir, output_dir = directories.make(request_id)
+    if work is not None:
+        work(asset_dir, output_dir)
+    asyncio.run(directories.remove(asset_dir, output_dir))
+    return asset_dir, output_dir
+
+
+def test_paths_and_modes_are_nvcfs(tmp_path: Path) -> None:
+    directories = RequestDirectories(tmp_path)
+    for request_id in ("first", "second"):  # the second comes from the spares
+        asset_dir, output_dir = directories.make(request_id)
+        assert asset_dir == tmp_path / "inputAssets" / request_id
+        assert output_dir == tmp_path / "response" / request_id
+        assert (_mode(asset_dir), _mode(output_dir)) == (0o755, 0o777)
+        assert not any(asset_dir.iterdir())
+        assert not any(output_dir.iterdir())
+        asyncio.run(directories.remove(asset_dir, output_dir))
+        assert not asset_dir.exists()
+        assert not output_dir.exists()
+
+
+def test_empty_directories_are_reused_not_removed(tmp_path: Path) -> None:
+    directories = RequestDirectories(tmp_path)
+    _cycle(directories, "first")
+    spares = sorted(os.listdir(tmp_path / "spare-directories"))
+    assert len(spares) == 2
+    _, output_dir = directories.make("second")
+    # The spare was renamed into place: the same inode, no new directory made.
+    assert sorted(os.listdir(tmp_path / "spare-directories")) == []
+    assert output_dir.exists()
+
+
+def test_a_directory_with_files_is_removed_never_reused(tmp_path: Path) -> None:
+    directories = RequestDirectories(tmp_path)
+
+    def leave_files(asset_dir: Path, output_dir: Path) -> None:
+        (output_dir / "nested").mkdir()
+        (output_dir / "nested" / "result.bin").write_bytes(b"x" * 10)
+        (asset_dir / "input.txt").write_text("in")
+
+    _cycle(directories, "first", leave_files)
+    assert os.listdir(tmp_path / "spare-directories") == []
+    assert os.listdir(tmp_path / "response") == []
+    asset_dir, output_dir = directories.make("second")
+    assert not any(asset_dir.iterdir())
+    assert not any(output_dir.iterdir())
+
+
+def test_a_directory_whose_mode_changed_is_removed(tmp_path: Path) -> None:
+    directories = RequestDirectories(tmp_path)
+    _cycle(directories, "first", lambda _, output_dir: output_dir.chmod(0o700))
+    assert len(os.listdir(tmp_path / "spare-directories")) == 1  # only the asset directory
+    _, output_dir = directories.make("second")
+    assert _mode(output_dir) == 0o777
