@@ -244,7 +244,13 @@ def measure(calls: int, rounds: int, invocations: int) -> list[Figure]:
         "name": "benchmark",
         "inferenceUrl": "/infer",
         "inferencePort": container,
-        "health": {"uri": "/health", "port": container},
+        "health": {
+            "protocol": "HTTP",
+            "uri": "/health",
+            "port": container,
+            "timeout": "PT10S",
+            "expectedStatusCode": 200,
+        },
         "containerImage": "local/echo:latest",
     }
     me = str(Path(__file__).resolve())

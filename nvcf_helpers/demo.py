@@ -278,10 +278,8 @@ def _on_free_ports(project: Path, pytriton_home: Path) -> tuple[dict[str, Any], 
     from nvcf_helpers.spec import load_spec
     from nvcf_helpers.testing import free_port
 
-    spec = dict(load_spec(project / "function.json").raw)
     http_port = free_port()
-    spec["inferencePort"] = http_port
-    spec["health"] = {**spec.get("health", {}), "port": http_port}
+    spec = load_spec(project / "function.json").on_port(http_port).to_json()
     env = {
         "PYTRITON_TRITON_CONFIG_HTTP_PORT": str(http_port),
         "PYTRITON_TRITON_CONFIG_GRPC_PORT": str(free_port()),

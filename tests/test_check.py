@@ -16,6 +16,7 @@ import pytest
 
 from nvcf_helpers.check import CheckUsageError, check_paths, collect
 from nvcf_helpers.check.dockerfile import find_hadolint, parse_dockerfile
+from nvcf_helpers.check.function_spec import json_line
 from nvcf_helpers.cli import main
 
 FIXTURES = Path(__file__).parent / "check_fixtures"
@@ -189,7 +190,7 @@ class TestFunctionSpec:
                 3,
                 "inferenceUrl names model 'missing', which is not in models (echo)",
             ),
-            ("no_image.json", 1, "give one of containerImage, models or helmChart"),
+            ("no_image.json", 1, "none of containerImage, models or helmChart is set"),
             ("not_json.json", 4, "it is not valid JSON"),
         ],
     )
@@ -204,6 +205,18 @@ class TestFunctionSpec:
         assert match is not None, lines[0]
         assert int(match["line"]) == line
         assert message in match["what"]
+
+    def test_json_line_follows_indices(self) -> None:
+        """Findings point at the list item they name, or the nearest part of its path."""
+        text = json.dumps(
+            {"name": "f", "secrets": [{"name": "a"}, {"name": "b", "value": "v"}]}, indent=2
+        )
+        lines = text.splitlines()
+        assert lines[json_line(text, "secrets[1].name") - 1].strip() == '"name": "b",'
+        assert lines[json_line(text, "secrets[0].value") - 1].strip() == "{"
+        assert json_line(text, "secrets[0].value") == json_line(text, "secrets[0]")
+        assert json_line(text, "name") == 2
+        assert json_line(text, "missing.key") == 1
 
     def test_reserved_ports_are_both_reported(self, capsys: pytest.CaptureFixture[str]) -> None:
         """inferencePort and health.port on 8080 give a finding each."""

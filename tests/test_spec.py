@@ -34,6 +34,18 @@ def spec_with(**changes: Any) -> dict[str, Any]:
     return {**CONTAINER, **changes}
 
 
+def health_with(**changes: Any) -> dict[str, Any]:
+    """A complete health object (NVCF requires all five fields) with some changed."""
+    health = {
+        "protocol": "HTTP",
+        "uri": "/v2/health/ready",
+        "port": 8000,
+        "timeout": "PT10S",
+        "expectedStatusCode": 200,
+    }
+    return {**health, **changes}
+
+
 class TestDefaults:
     """NVCF's defaults fill what the definition leaves out."""
 
@@ -63,10 +75,16 @@ class TestDefaults:
         assert spec.health == HealthCheck("gRPC", "/health", 8001, 10.0, 204)
         assert spec.inference_port == 9000
 
-    def test_partial_health_takes_defaults(self) -> None:
-        """A health object with only a URI keeps the other defaults."""
-        spec = parse_spec(spec_with(health={"uri": "/ready"}))
-        assert spec.health == HealthCheck(uri="/ready")
+    def test_partial_health_is_refused(self) -> None:
+        """A health object with only a URI lacks four fields NVCF requires."""
+        with pytest.raises(SpecError) as caught:
+            parse_spec(spec_with(health={"uri": "/ready"}))
+        assert [p.split(" is missing")[0] for p in caught.value.problems] == [
+            "health.protocol",
+            "health.port",
+            "health.timeout",
+            "health.expectedStatusCode",
+        ]
 
     def test_inference_path_gets_a_leading_slash(self) -> None:
         """inference_path always starts with '/'."""
@@ -93,7 +111,8 @@ class TestDurations:
 
     def test_timeout_in_spec(self) -> None:
         """health.timeout PT1M30S becomes 90 seconds."""
-        assert parse_spec(spec_with(health={"timeout": "PT1M30S"})).health.timeout_seconds == 90.0
+        spec = parse_spec(spec_with(health=health_with(timeout="PT1M30S")))
+        assert spec.health.timeout_seconds == 90.0
 
     @pytest.mark.parametrize("text", ["P", "PT", "10S", "PT1M30", "P1DT", "", "PTS", "10"])
     def test_invalid_duration(self, text: str) -> None:
@@ -104,7 +123,7 @@ class TestDurations:
     def test_invalid_timeout_in_spec(self) -> None:
         """A bad timeout is a spec problem naming the field."""
         with pytest.raises(SpecError, match=r"health\.timeout: '10' is not an ISO-8601"):
-            parse_spec(spec_with(health={"timeout": 10}))
+            parse_spec(spec_with(health=health_with(timeout=10)))
 
 
 class TestProblems:
@@ -115,6 +134,7 @@ class TestProblems:
         bad = {
             "inferencePort": 8080,
             "health": {"protocol": "UDP", "uri": "health", "port": 0, "expectedStatusCode": 42},
+            "tags": ["a b"],
             "apiBodyFormat": "XML",
         }
         with pytest.raises(SpecError) as caught:
@@ -124,12 +144,14 @@ class TestProblems:
             "name is missing",
             "inferenceUrl is missing",
             "inferencePort is 8080: ports 8080 and 8010 are reserved",
+            "health.timeout is missing",
             "health.protocol is 'UDP'",
             "health.uri is 'health'",
             "health.port is 0: expected an integer port between 1 and 65535",
             "health.expectedStatusCode is 42",
-            "give one of containerImage, models or helmChart",
+            "none of containerImage, models or helmChart is set",
             "apiBodyFormat is 'XML'",
+            "tags[0] 'a b' does not match",
         ]
         assert len(problems) == len(expected)
         for fragment, problem in zip(expected, problems, strict=True):
@@ -143,7 +165,7 @@ class TestProblems:
         """8080 and 8010 are refused for inference and health alike."""
         assert {8080, 8010} == RESERVED_PORTS
         with pytest.raises(SpecError) as caught:
-            parse_spec(spec_with(inferencePort=port, health={"port": port}))
+            parse_spec(spec_with(inferencePort=port, health=health_with(port=port)))
         assert caught.value.problems == [
             f"inferencePort is {port}: ports 8080 and 8010 are reserved by NVCF; serve on 8000",
             f"health.port is {port}: ports 8080 and 8010 are reserved by NVCF; serve on 8000",
@@ -197,14 +219,31 @@ class TestKinds:
         assert spec.models == (ModelRef("m", "1", "v2/org/models/m/1"),)
 
     def test_helm(self) -> None:
-        """helmChart makes a helm function."""
+        """helmChart with the name of its service makes a helm function."""
+        data = {
+            "name": "h",
+            "inferenceUrl": "/infer",
+            "helmChart": "https://helm/chart.tgz",
+            "helmChartServiceName": "svc",
+        }
+        spec = parse_spec(data)
+        assert spec.kind == "helm"
+        assert spec.helm_chart_service_name == "svc"
+
+    def test_helm_needs_its_service_name(self) -> None:
+        """NVCF refuses a helm chart without helmChartServiceName."""
         data = {"name": "h", "inferenceUrl": "/infer", "helmChart": "https://helm/chart.tgz"}
-        assert parse_spec(data).kind == "helm"
+        with pytest.raises(SpecError) as caught:
+            parse_spec(data)
+        assert caught.value.problems == [
+            "helmChart is set but helmChartServiceName is missing: name the chart's Service "
+            "that serves inferencePort in helmChartServiceName"
+        ]
 
     def test_container_and_helm_are_exclusive(self) -> None:
         """A spec cannot be both a container and a helm function."""
-        with pytest.raises(SpecError, match="containerImage and helmChart are exclusive"):
-            parse_spec(spec_with(helmChart="chart"))
+        with pytest.raises(SpecError, match="helmChart cannot be combined with containerImage"):
+            parse_spec(spec_with(helmChart="chart", helmChartServiceName="svc"))
 
     @pytest.mark.parametrize(
         ("models", "message"),
@@ -276,7 +315,7 @@ class TestRendering:
                 "containerImage": "img:1",
                 "description": "kept",
                 "tags": ["a"],
-                "health": {"uri": "/ready", "timeout": "PT1M30S"},
+                "health": health_with(uri="/ready", timeout="PT1M30S"),
             }
         )
         again = parse_spec(spec.to_json())

@@ -1,7 +1,9 @@
 """Checks of a function definition (``function.json``).
 
-:func:`nvcf_helpers.spec.parse_spec` validates each field; this module adds
-the checks that need more than one field, or more than the file: the
+:func:`nvcf_helpers.spec.parse_spec` applies NVCF's own rules (and
+:func:`~nvcf_helpers.spec.parse_deployment` those of a top-level
+``deploymentSpecifications``, when the file holds one); each problem is a
+finding. This module adds the checks that need more than NVCF looks at: the
 inference and health ports agree, ``inferenceUrl`` names a model that exists,
 a container function's health check waits for that model (Triton's
 server-level ``/v2/health/ready`` answers before the model is loaded), and
@@ -16,9 +18,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from nvcf_helpers.check.finding import Finding, line_of
+from nvcf_helpers.check.finding import Finding
 from nvcf_helpers.errors import SpecError
-from nvcf_helpers.spec import FunctionSpec, parse_spec
+from nvcf_helpers.spec import FunctionSpec, parse_deployment, parse_spec
 
 __all__ = ["TRITON_URL", "check_function_spec", "json_line"]
 
@@ -31,12 +33,70 @@ _SERVER_HEALTH = ("/v2/health/ready", "/v2/health/live")
 
 
 def json_line(text: str, dotted: str) -> int:
-    """The line of a (possibly nested, ``a.b``) key in a JSON text; 1 when absent."""
-    line = 1
-    for part in dotted.split("."):
-        key = part.split("[")[0]
-        line = line_of(text, f'"{key}"', line)
-    return line
+    """The line of a key or item (``a.b``, ``a[2].b``) in a JSON text.
+
+    A path that is not there gives the line of its longest part that is
+    (``a[2]`` for a missing ``a[2].b``), and 1 when no part is.
+    """
+    paths = _json_paths(text)
+    parts = re.findall(r"[^.\[]+|\[\d+\]", dotted)
+    for end in range(len(parts), 0, -1):
+        path = ".".join(parts[:end]).replace(".[", "[")
+        if path in paths:
+            return paths[path]
+    return 1
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+
+
+def _json_paths(text: str) -> dict[str, int]:
+    """Each key's and item's path (``a.b``, ``a[2]``) in a JSON text, with its first line."""
+    paths: dict[str, int] = {}
+    # One frame per open container: its path, and the key (object) or index (array) it is at.
+    frames: list[tuple[str, list[Any]]] = []
+    line, position = 1, 0
+    for token in _JSON_TOKEN.finditer(text):
+        line += text.count("\n", position, token.start())
+        position = token.start()
+        value = token.group()
+        frame = frames[-1] if frames else None
+        if value in ("}", "]"):
+            if frames:
+                frames.pop()
+        elif value == ",":
+            if frame is not None and isinstance(frame[1][0], int):
+                frame[1][0] += 1
+        elif value == ":":
+            continue
+        elif frame is not None and frame[1][0] is None:  # an object's key
+            frame[1][0] = _key(value)
+            paths.setdefault(_child(frame), line)
+        else:  # a value
+            path = _child(frame) if frame is not None else ""
+            if frame is not None and isinstance(frame[1][0], int):
+                paths.setdefault(path, line)
+            elif frame is not None:
+                frame[1][0] = None  # the next string in this object is a key
+            if value == "{":
+                frames.append((path, [None]))
+            elif value == "[":
+                frames.append((path, [0]))
+    return paths
+
+
+def _key(token: str) -> str:
+    try:
+        return str(json.loads(token))
+    except ValueError:  # not a JSON string: the text is malformed; keep what is there
+        return token.strip('"')
+
+
+def _child(frame: tuple[str, list[Any]]) -> str:
+    path, (at,) = frame
+    if isinstance(at, int):
+        return f"{path}[{at}]"
+    return f"{path}.{at}" if path else str(at)
 
 
 def _problem_line(text: str, problem: str) -> int:
@@ -80,17 +140,37 @@ def check_function_spec(
         return None, [
             Finding(path, line, f"it is not valid JSON ({exc})", "correct the JSON syntax")
         ]
+    findings = _deployment_findings(path, text, data)
     try:
         spec = parse_spec(data, str(path))
     except SpecError as exc:
-        findings = []
-        for problem in exc.problems:
-            what, how = _split_problem(problem)
-            findings.append(Finding(path, _problem_line(text, problem), what, how))
-        return None, sorted(findings)
+        return None, sorted(findings + _findings(path, text, exc))
     return spec, sorted(
-        _cross_checks(path, text, spec, data, known_models=known_models, served_ports=served_ports)
+        findings
+        + _cross_checks(
+            path, text, spec, data, known_models=known_models, served_ports=served_ports
+        )
     )
+
+
+def _findings(path: Path, text: str, error: SpecError) -> list[Finding]:
+    """One finding per problem of a SpecError, on the line of the key it names."""
+    findings = []
+    for problem in error.problems:
+        what, how = _split_problem(problem)
+        findings.append(Finding(path, _problem_line(text, problem), what, how))
+    return findings
+
+
+def _deployment_findings(path: Path, text: str, data: Any) -> list[Finding]:
+    """The problems of a top-level ``deploymentSpecifications``, when the file has one."""
+    if not isinstance(data, dict) or "deploymentSpecifications" not in data:
+        return []
+    try:
+        parse_deployment({"deploymentSpecifications": data["deploymentSpecifications"]})
+    except SpecError as exc:
+        return _findings(path, text, exc)
+    return []
 
 
 def _cross_checks(

@@ -304,7 +304,13 @@ def function_definition(template: str, context: Mapping[str, Any]) -> FunctionSp
             "name": project,
             "inferenceUrl": f"/v2/models/{model}/infer",
             "containerImage": f"nvcr.io/<org>/<team>/{project}:1.0",
-            "health": {"uri": f"/v2/models/{model}/ready", "timeout": "PT10S"},
+            "health": {
+                "protocol": "HTTP",
+                "uri": f"/v2/models/{model}/ready",
+                "port": 8000,
+                "timeout": "PT10S",
+                "expectedStatusCode": 200,
+            },
             "apiBodyFormat": "CUSTOM",
         }
     return parse_spec(definition, f"the {template} template's function.json")

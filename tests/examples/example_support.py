@@ -13,7 +13,6 @@ local NVCF.
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import shlex
 import shutil
@@ -28,6 +27,7 @@ from typing import Any
 
 from nvcf_helpers.cli import build_parser
 from nvcf_helpers.local import LocalNvcf
+from nvcf_helpers.spec import load_spec
 from nvcf_helpers.testing import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -137,12 +137,7 @@ class RunningExample:
 
 
 def _local_spec(directory: Path, spec_path: str, port: int) -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads((directory / spec_path).read_text(encoding="utf-8"))
-    spec["inferencePort"] = port
-    health = dict(spec.get("health") or {"protocol": "HTTP", "uri": "/v2/health/ready"})
-    health["port"] = port
-    spec["health"] = health
-    return spec
+    return load_spec(directory / spec_path).on_port(port).to_json()
 
 
 def container_env(port: int) -> dict[str, str]:

@@ -17,7 +17,13 @@ def _function(**extra: object) -> LocalFunction:
             "name": "echo",
             "inferenceUrl": "/echo",
             "inferencePort": 8000,
-            "health": {"uri": "/health", "port": 8001},
+            "health": {
+                "protocol": "HTTP",
+                "uri": "/health",
+                "port": 8001,
+                "timeout": "PT10S",
+                "expectedStatusCode": 200,
+            },
             "containerImage": "nvcr.io/org/echo:1",
             **extra,
         }

@@ -55,7 +55,13 @@ def _spec(port: int) -> dict[str, Any]:
         "name": "gateway-facts",
         "inferenceUrl": "/infer",
         "inferencePort": port,
-        "health": {"protocol": "HTTP", "uri": "/health", "port": port, "timeout": "PT5S"},
+        "health": {
+            "protocol": "HTTP",
+            "uri": "/health",
+            "port": port,
+            "timeout": "PT5S",
+            "expectedStatusCode": 200,
+        },
         "containerImage": "local/gateway-facts:latest",
     }
 

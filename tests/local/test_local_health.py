@@ -89,7 +89,12 @@ def log() -> Iterator[list[str]]:
 
 
 def spec_for(port: int, health_port: int | None = None, **fields: Any) -> FunctionSpec:
-    health: dict[str, Any] = {"protocol": "HTTP", "uri": "/health", "timeout": "PT2S"}
+    health: dict[str, Any] = {
+        "protocol": "HTTP",
+        "uri": "/health",
+        "timeout": "PT2S",
+        "expectedStatusCode": 200,
+    }
     health.update(fields.pop("health", {}))
     health["port"] = health_port or port
     return parse_spec(

@@ -48,7 +48,13 @@ def _spec(port: int) -> dict[str, Any]:
         "name": "bodies-server",
         "inferenceUrl": "/infer",
         "inferencePort": port,
-        "health": {"protocol": "HTTP", "uri": "/health", "port": port, "timeout": "PT5S"},
+        "health": {
+            "protocol": "HTTP",
+            "uri": "/health",
+            "port": port,
+            "timeout": "PT5S",
+            "expectedStatusCode": 200,
+        },
         "containerImage": "local/bodies-server:latest",
     }
 
