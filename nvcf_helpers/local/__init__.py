@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -77,13 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``nvcf-helpers local``."""
     parser.usage = (
         "%(prog)s --spec function.json [options] -- COMMAND [ARG...]\n"
-        "       %(prog)s --spec function.json [options] --image IMAGE"
+        "       %(prog)s --spec function.json [options] --image IMAGE\n"
+        "       %(prog)s [options] [--image-command IMAGE=COMMAND ...] [-- COMMAND [ARG...]]"
     )
     parser.add_argument(
         "--spec",
-        required=True,
         metavar="FILE",
-        help="the function definition (the body of POST /v2/nvcf/functions)",
+        help="a function definition (the body of POST /v2/nvcf/functions) to register and "
+        "deploy at start; without it the local NVCF starts empty",
+    )
+    parser.add_argument(
+        "--image-command",
+        action="append",
+        default=[],
+        metavar="IMAGE=COMMAND",
+        help="run COMMAND (a shell-quoted line) for functions whose containerImage is IMAGE; "
+        "{port} in it becomes each instance's own port, so many instances can run "
+        "(repeatable)",
     )
     parser.add_argument(
         "--port",
@@ -149,6 +160,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _image_command(text: str) -> tuple[str, tuple[str, ...]]:
+    """``IMAGE=COMMAND`` of ``--image-command``, the command split as a shell would."""
+    image, equals, line = text.partition("=")
+    try:
+        command = tuple(shlex.split(line))
+    except ValueError as exc:
+        raise NvcfHelperError(f"--image-command {text!r}: {exc}") from None
+    if not equals or not image.strip() or not command:
+        raise NvcfHelperError(
+            f"--image-command {text!r} is not IMAGE=COMMAND: give the image as the function "
+            "definition names it, then '=', then the command, e.g. "
+            "--image-command 'nvcr.io/me/echo:1=python echo.py --port {port}'"
+        )
+    return image.strip(), command
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``nvcf-helpers local`` until Ctrl-C or SIGTERM."""
     command = list(args.container_command)
@@ -159,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "give either --image or a command after '--', not both: the image's own "
             "entrypoint runs under --image"
         )
+    image_commands = tuple(_image_command(text) for text in args.image_command)
     if args.image:
         if shutil.which("docker") is None:
             raise NvcfHelperError(
@@ -166,20 +194,21 @@ def run(args: argparse.Namespace) -> int:
                 "run the container's entrypoint as a command instead, e.g. "
                 "nvcf-helpers local --spec function.json -- python server.py"
             )
-    elif not command:
+    elif args.spec and not command:
         raise NvcfHelperError(
             "no container command given: put it after '--', e.g. "
             "nvcf-helpers local --spec function.json -- python server.py (or use --image)"
         )
-    elif shutil.which(command[0]) is None:
-        raise NvcfHelperError(
-            f"command {command[0]!r} was not found or is not executable: give a program on "
-            "PATH or a path to one"
-        )
-    spec = load_spec(args.spec)
+    for program in [command[:1], *(c[:1] for _, c in image_commands)]:
+        if program and shutil.which(program[0]) is None:
+            raise NvcfHelperError(
+                f"command {program[0]!r} was not found or is not executable: give a program "
+                "on PATH or a path to one"
+            )
+    spec = load_spec(args.spec) if args.spec else None
     if not 0 <= args.port <= 65535:
         raise NvcfHelperError(f"--port {args.port} is not a TCP port: give 0 to 65535")
-    if args.port in (spec.inference_port, spec.health.port):
+    if spec is not None and args.port in (spec.inference_port, spec.health.port):
         raise NvcfHelperError(
             f"--port {args.port} is the function's own port (inferencePort or health.port): "
             f"the local NVCF must listen on another one, e.g. the default {DEFAULT_PORT}"
@@ -204,5 +233,6 @@ def run(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         result_ttl=args.result_ttl,
         result_budget_bytes=args.result_budget_bytes,
+        image_commands=image_commands,
     )
     return asyncio.run(run_gateway(options))

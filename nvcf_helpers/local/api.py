@@ -19,8 +19,8 @@ from aiohttp import web
 
 from nvcf_helpers.local.asset_routes import AssetRoutes
 from nvcf_helpers.local.asset_store import AssetStore
+from nvcf_helpers.local.cloud import LocalCloud
 from nvcf_helpers.local.direct_routes import DirectRoutes
-from nvcf_helpers.local.function import LocalFunction
 from nvcf_helpers.local.function_routes import FunctionRoutes
 from nvcf_helpers.local.gateway_http import (
     MAX_POLL_SECONDS,
@@ -31,8 +31,6 @@ from nvcf_helpers.local.gateway_http import (
 from nvcf_helpers.local.invocation_routes import MAX_BODY_BYTES
 from nvcf_helpers.local.problems import ApiError, gateway_problem, problem
 from nvcf_helpers.local.shutdown import Housekeeping
-from nvcf_helpers.local.store import InvocationStore
-from nvcf_helpers.local.worker import Worker
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -57,16 +55,9 @@ class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
     every route passes through, and the routing table.
     """
 
-    def __init__(
-        self,
-        function: LocalFunction,
-        store: InvocationStore,
-        assets: AssetStore,
-        worker: Worker,
-        api_key: str | None,
-    ) -> None:
-        super().__init__(function, store, assets, worker, api_key)
-        store.on_forget = self._forgotten
+    def __init__(self, cloud: LocalCloud, assets: AssetStore, api_key: str | None) -> None:
+        super().__init__(cloud, assets, api_key)
+        cloud.on_forget = self._forgotten
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -132,12 +123,18 @@ class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
         version = "/versions/{version_id}"
         pexec = "/v2/nvcf/pexec/functions/{function_id}"
         queues = "/v2/nvcf/queues/functions/{function_id}"
+        deployments = "/v2/nvcf/deployments/functions/{function_id}" + version
         app.router.add_get("/v2/nvcf/functions", self.list_functions)
+        app.router.add_post("/v2/nvcf/functions", self.create_function)
         app.router.add_get(fn + "/versions", self.list_versions)
+        app.router.add_post(fn + "/versions", self.create_version)
         app.router.add_get(fn + version, self.get_version)
-        app.router.add_get(
-            "/v2/nvcf/deployments/functions/{function_id}" + version, self.get_deployment
-        )
+        app.router.add_delete(fn + version, self.delete_version)
+        app.router.add_get(deployments, self.get_deployment)
+        app.router.add_post(deployments, self.create_deployment)
+        app.router.add_put(deployments, self.update_deployment)
+        app.router.add_delete(deployments, self.delete_deployment)
+        app.router.add_get("/v2/nvcf/supportedGpus", self.supported_gpus)
         app.router.add_post(pexec, self.invoke)
         app.router.add_post(pexec + version, self.invoke)
         app.router.add_get("/v2/nvcf/pexec/status/{request_id}", self.status)
@@ -153,12 +150,6 @@ class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
         return app
 
 
-def build_app(
-    function: LocalFunction,
-    store: InvocationStore,
-    assets: AssetStore,
-    worker: Worker,
-    api_key: str | None,
-) -> web.Application:
-    """The aiohttp application serving NVCF's API for one function."""
-    return LocalApi(function, store, assets, worker, api_key).application()
+def build_app(cloud: LocalCloud, assets: AssetStore, api_key: str | None) -> web.Application:
+    """The aiohttp application serving NVCF's API for the local NVCF's functions."""
+    return LocalApi(cloud, assets, api_key).application()

@@ -113,7 +113,7 @@ class AssetRoutes(ApiBase):
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """The stand-in for the pre-signed URL of a large result's zip."""
-        path = self.worker.zips.get(request.match_info["token"])
+        path = self.cloud.files.zips.get(request.match_info["token"])
         if path is None or not path.exists():
             raise ApiError(
                 404,

@@ -16,7 +16,7 @@ from nvcf_helpers import names
 from nvcf_helpers.local.gateway_http import gateway_headers, poll_seconds
 from nvcf_helpers.local.invocation_routes import InvocationRoutes
 from nvcf_helpers.local.store import Invocation, InvocationState
-from nvcf_helpers.local.worker import Forward
+from nvcf_helpers.local.worker import Forward, Worker
 
 __all__ = ["DirectRoutes"]
 
@@ -49,32 +49,38 @@ class DirectRoutes(InvocationRoutes):
         its ``NVCF-*`` headers with compatibility mode off, and the answer
         streams back as the container sends it (no rewrap, zip or progress).
         """
-        self._check_ids(*route)
+        deployment = self._target_of(*route)
         poll = poll_seconds(request.headers, direct=True)
-        self._check_accepting()
-        invocation = Invocation(self.function.function_id, self.function.version_id)
-        early = await self._take_slot(invocation, poll)
+        self._check_accepting(deployment)
+        version = deployment.version
+        invocation = Invocation(version.function_id, version.version_id)
+        early = await self._take_slot(deployment, invocation, poll)
         if early is not None:
             return early
         deadline = asyncio.get_running_loop().time() + poll + names.POLL_GRACE_SECONDS
         try:
-            return await self._proxy(request, invocation, poll, deadline)
+            return await self._proxy(request, deployment.pick().worker, invocation, poll, deadline)
         finally:
-            self.store.release_slot(invocation)
+            deployment.store.release_slot(invocation)
 
     async def _proxy(
-        self, request: web.Request, invocation: Invocation, poll: int, deadline: float
+        self,
+        request: web.Request,
+        worker: Worker,
+        invocation: Invocation,
+        poll: int,
+        deadline: float,
     ) -> web.StreamResponse:
         invocation.state = InvocationState.RUNNING
-        asset_dir, output_dir = self.worker._make_directories(invocation)
+        asset_dir, output_dir = worker._make_directories(invocation)
         try:
             forward = Forward(b"", list(request.headers.items()), (), time.monotonic() + poll)
-            headers = self.worker._headers(invocation, forward, asset_dir, output_dir)
+            headers = worker._headers(invocation, forward, asset_dir, output_dir)
             headers[names.DISABLE_WORKER_COMPATIBILITY] = "true"
             if request.content_length is not None:
                 headers["Content-Length"] = str(request.content_length)
-            port = self.function.spec.inference_port
-            call = self.worker.session.request(
+            port = worker.function.spec.inference_port
+            call = worker.session.request(
                 request.method,
                 URL(f"http://127.0.0.1:{port}{request.raw_path}", encoded=True),
                 headers=headers,
@@ -82,7 +88,7 @@ class DirectRoutes(InvocationRoutes):
                 allow_redirects=False,
                 skip_auto_headers=("Accept", "Content-Type"),
             )
-            reply = await self._head(call, invocation, deadline)
+            reply = await self._head(call, worker, invocation, deadline)
             if isinstance(reply, web.StreamResponse):
                 return reply
             try:
@@ -90,11 +96,12 @@ class DirectRoutes(InvocationRoutes):
             finally:
                 reply.release()
         finally:
-            await self.worker.directories.remove(asset_dir, output_dir)
+            await worker.directories.remove(asset_dir, output_dir)
 
     async def _head(
         self,
         call: Awaitable[aiohttp.ClientResponse],
+        worker: Worker,
         invocation: Invocation,
         deadline: float,
     ) -> aiohttp.ClientResponse | web.StreamResponse:
@@ -110,7 +117,7 @@ class DirectRoutes(InvocationRoutes):
                 try:
                     return pending.result()
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                    result = await self.worker._lost(invocation, exc)
+                    result = await worker._lost(invocation, exc)
                     return self._plain(invocation, result)
             if stopped.done():
                 return self._stopping_problem(invocation, queued=False)

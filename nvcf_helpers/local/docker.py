@@ -23,7 +23,12 @@ def container_name(function: LocalFunction) -> str:
 
 
 def docker_command(
-    function: LocalFunction, image: str, root: Path, *, docker: str = "docker"
+    function: LocalFunction,
+    image: str,
+    root: Path,
+    *,
+    docker: str = "docker",
+    name: str | None = None,
 ) -> list[str]:
     """The ``docker run`` command line that runs ``image`` as NVCF would.
 
@@ -32,10 +37,11 @@ def docker_command(
         image: the container image.
         root: the local NVCF's temporary root, mounted at the same path.
         docker: the Docker client program.
+        name: the container's name (default :func:`container_name`).
     """
     spec = function.spec
     ports = sorted({spec.inference_port, spec.health.port})
-    argv = [docker, "run", "--rm", "--name", container_name(function)]
+    argv = [docker, "run", "--rm", "--name", name or container_name(function)]
     for port in ports:
         argv += ["--publish", f"127.0.0.1:{port}:{port}"]
     argv += ["--volume", f"{root}:{root}"]
@@ -48,6 +54,8 @@ def docker_command(
     return argv
 
 
-def docker_remove_command(function: LocalFunction, *, docker: str = "docker") -> list[str]:
+def docker_remove_command(
+    function: LocalFunction, *, docker: str = "docker", name: str | None = None
+) -> list[str]:
     """The command that removes the container if ``docker run`` was killed before it."""
-    return [docker, "rm", "--force", container_name(function)]
+    return [docker, "rm", "--force", name or container_name(function)]

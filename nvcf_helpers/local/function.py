@@ -14,7 +14,7 @@ from typing import Any
 from nvcf_helpers import names
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["FunctionStatus", "HealthVerdict", "LocalFunction"]
+__all__ = ["FunctionStatus", "HealthVerdict", "LocalFunction", "iso_time"]
 
 logger = logging.getLogger("nvcf_helpers.local")
 
@@ -29,9 +29,12 @@ class FunctionStatus(str, enum.Enum):
     DEPLOYING = "DEPLOYING"
     ACTIVE = "ACTIVE"
     ERROR = "ERROR"
+    DEGRADING = "DEGRADING"
+    DEGRADED = "DEGRADED"
 
 
-def _iso(timestamp: float) -> str:
+def iso_time(timestamp: float) -> str:
+    """A time as NVCF's API writes it: ISO 8601, UTC, seconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + "Z"
 
 
@@ -61,7 +64,7 @@ class HealthVerdict:
             "healthy": self.healthy,
             "request": self.request,
             "answer": self.answer,
-            "checkedAt": _iso(self.checked_at),
+            "checkedAt": iso_time(self.checked_at),
         }
 
 
@@ -182,7 +185,7 @@ class LocalFunction:
             "ncaId": LOCAL_NCA_ID,
             "status": self.status.value,
             "functionType": "DEFAULT",
-            "createdAt": _iso(self.created_at),
+            "createdAt": iso_time(self.created_at),
             **self.spec.to_json(),
         }
         info = self.health_info()

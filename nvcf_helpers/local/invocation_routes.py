@@ -14,6 +14,7 @@ from aiohttp import web
 from nvcf_helpers import names
 from nvcf_helpers.local.api_base import ApiBase
 from nvcf_helpers.local.asset_store import UnknownAssetError
+from nvcf_helpers.local.deployment import Deployment
 from nvcf_helpers.local.gateway_http import (
     EVENT_STREAM,
     connected,
@@ -49,12 +50,13 @@ class InvocationRoutes(ApiBase):
 
     async def invoke(self, request: web.Request) -> web.StreamResponse:
         """``POST /v2/nvcf/pexec/functions/{functionId}[/versions/{versionId}]``."""
-        self._check_function(request)
+        deployment = self._target(request)
         poll = poll_seconds(request.headers)
         body = await self._read_body(request)
         asset_ids = self._asset_references(request)
-        self._check_accepting()
-        invocation = Invocation(self.function.function_id, self.function.version_id)
+        self._check_accepting(deployment)
+        version = deployment.version
+        invocation = Invocation(version.function_id, version.version_id)
         forward = Forward(
             body=body,
             headers=list(request.headers.items()),
@@ -62,26 +64,27 @@ class InvocationRoutes(ApiBase):
             poll_deadline=time.monotonic() + poll,
         )
         if EVENT_STREAM in request.headers.get("Accept", ""):
-            return await self._stream(request, invocation, forward, poll)
-        self._enqueue(invocation, lambda: self.worker.submit(invocation, forward))
+            return await self._stream(request, deployment, invocation, forward, poll)
+        self._enqueue(deployment, invocation, lambda: deployment.submit(invocation, forward))
         try:
-            return await self._answer(request, invocation, poll)
+            return await self._answer(request, deployment, invocation, poll)
         except asyncio.CancelledError:
-            self._caller_left(invocation)
+            self._caller_left(deployment, invocation)
             raise
 
-    def _caller_left(self, invocation: Invocation) -> None:
+    def _caller_left(self, deployment: Deployment, invocation: Invocation) -> None:
         """The caller hung up before any answer: nobody knows its id, so NVCF cancels it."""
         if invocation.result is not None:
             return  # it stays for a poll until it expires
         invocation.cancel()
-        if self.store.withdraw(invocation):
-            self.store.forget(invocation, "the caller left while it waited in the queue")
+        store = deployment.store
+        if store.withdraw(invocation):
+            store.forget(invocation, "the caller left while it waited in the queue")
         else:
             invocation.abandoned = True
 
     async def _answer(
-        self, request: web.Request, invocation: Invocation, poll: float
+        self, request: web.Request, deployment: Deployment, invocation: Invocation, poll: float
     ) -> web.StreamResponse:
         """Wait for the result, a progress update or the end of the poll window, as NVCF does.
 
@@ -93,7 +96,7 @@ class InvocationRoutes(ApiBase):
         window_end = loop.time() + poll
         while True:
             if invocation.result is not None:
-                delivered = await self._deliver(request, invocation)
+                delivered = await self._deliver(request, deployment, invocation)
                 return delivered if delivered is not None else self._accepted(invocation)
             update = invocation.take_update()
             if update is not None:
@@ -104,7 +107,7 @@ class InvocationRoutes(ApiBase):
                     return self._accepted(invocation)
                 left += names.POLL_GRACE_SECONDS
                 if left <= 0:
-                    return self._gateway_timeout(invocation)
+                    return self._gateway_timeout(deployment, invocation)
             await invocation.wait_for_change(left)
 
     def _accepted(
@@ -113,7 +116,7 @@ class InvocationRoutes(ApiBase):
         """A 202: empty, or carrying one progress update (NVCF's worker sends each once)."""
         invocation.touch()
         headers = gateway_headers(invocation, 202)
-        warning = self.worker.warning(invocation)
+        warning = self._progress_warning(invocation)
         if warning:
             headers[names.LOCAL_WARNING] = warning
         if update is None:
@@ -128,7 +131,7 @@ class InvocationRoutes(ApiBase):
         )
 
     async def _deliver(
-        self, request: web.Request, invocation: Invocation
+        self, request: web.Request, deployment: Deployment, invocation: Invocation
     ) -> web.StreamResponse | None:
         """Send the result; it is forgotten only once sent, else it waits for the next poll.
 
@@ -137,7 +140,8 @@ class InvocationRoutes(ApiBase):
         """
         if not connected(request):
             return None
-        result = self.store.claim(invocation)
+        store = deployment.store
+        result = store.claim(invocation)
         if result is None:
             return None
         response = self._result_response(request, invocation, result)
@@ -159,10 +163,18 @@ class InvocationRoutes(ApiBase):
                 exc,
             )
         finally:
-            self.store.settle(invocation, delivered=delivered)
+            store.settle(invocation, delivered=delivered)
         if delivered and result.zip_token is not None:
-            self._zip_expiry[result.zip_token] = time.monotonic() + self.store.result_ttl
+            self._zip_expiry[result.zip_token] = time.monotonic() + store.result_ttl
         return response
+
+    def _progress_warning(self, invocation: Invocation) -> str | None:
+        for deployment in self.cloud:
+            for instance in deployment.instances:
+                warning = instance.worker.warning(invocation)
+                if warning:
+                    return warning
+        return None
 
     def _result_response(
         self, request: web.Request, invocation: Invocation, result: Result
@@ -211,8 +223,8 @@ class InvocationRoutes(ApiBase):
     async def status(self, request: web.Request) -> web.StreamResponse:
         """``GET /v2/nvcf/pexec/status/{requestId}``."""
         poll = poll_seconds(request.headers)
-        invocation = self._invocation(request)
-        return await self._answer(request, invocation, poll)
+        deployment, invocation = self._invocation(request)
+        return await self._answer(request, deployment, invocation, poll)
 
     async def _read_body(self, request: web.Request) -> bytes:
         too_large = ApiError(
@@ -264,33 +276,41 @@ class InvocationRoutes(ApiBase):
         return asset_ids
 
     async def _stream(
-        self, request: web.Request, invocation: Invocation, forward: Forward, poll: int
+        self,
+        request: web.Request,
+        deployment: Deployment,
+        invocation: Invocation,
+        forward: Forward,
+        poll: int,
     ) -> web.StreamResponse:
         """A ``text/event-stream`` invocation: the worker relays it once it has a slot."""
-        early = await self._take_slot(invocation, poll)
+        early = await self._take_slot(deployment, invocation, poll)
         if early is not None:
             return early
         try:
-            return await self.worker.stream(invocation, forward, request)
+            return await deployment.pick().worker.stream(invocation, forward, request)
         finally:
-            self.store.release_slot(invocation)
+            deployment.store.release_slot(invocation)
 
-    async def _take_slot(self, invocation: Invocation, poll: int) -> web.Response | None:
+    async def _take_slot(
+        self, deployment: Deployment, invocation: Invocation, poll: int
+    ) -> web.Response | None:
         """Queue a request that is answered in place; an answer if it never gets a slot."""
-        self._enqueue(invocation, lambda: None, pollable=False)
+        store = deployment.store
+        self._enqueue(deployment, invocation, lambda: None, pollable=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + poll + names.POLL_GRACE_SECONDS
         try:
             while not invocation.dispatched:
                 if self.stopping:
-                    self.store.withdraw(invocation)
+                    store.withdraw(invocation)
                     return self._stopping_problem(invocation, queued=True)
                 left = deadline - loop.time()
                 if left <= 0:
-                    return self._gateway_timeout(invocation)
+                    return self._gateway_timeout(deployment, invocation)
                 await invocation.wait_for_change(left)
         except asyncio.CancelledError:
-            self.store.withdraw(invocation)
-            self.store.release_slot(invocation)
+            store.withdraw(invocation)
+            store.release_slot(invocation)
             raise
         return None

@@ -8,9 +8,12 @@ temporary root.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,7 +30,16 @@ from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.process import parent_death_signal, stop_process
 from nvcf_helpers.spec import FunctionSpec
 
-__all__ = ["GUARD_BOOTSTRAP", "LocalNvcf", "LocalNvcfError", "guard", "guard_preexec"]
+__all__ = [
+    "GUARD_BOOTSTRAP",
+    "LocalNvcf",
+    "LocalNvcfError",
+    "guard",
+    "guard_preexec",
+    "start_guard",
+]
+
+logger = logging.getLogger("nvcf_helpers.local")
 
 
 _BOOTSTRAP = (
@@ -62,6 +74,44 @@ def guard_preexec() -> Callable[[], None] | None:
         parent_death()
 
     return prepare
+
+
+#: What a guard gives the container's group between SIGTERM and SIGKILL.
+GUARD_GRACE_SECONDS = 5.0
+
+
+async def start_guard(
+    pid: int, root: Path, cleanup: Sequence[str]
+) -> asyncio.subprocess.Process | None:
+    """Start the guard that stops container ``pid``'s group if this process is killed.
+
+    ``None`` where no guard can run (no parent-death signal on this system).
+    """
+    preexec = guard_preexec()
+    if preexec is None:
+        return None
+    argv = [str(os.getpid()), str(pid), f"{GUARD_GRACE_SECONDS:g}", str(root)]
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            GUARD_BOOTSTRAP,
+            *argv,
+            *cleanup,
+            stdin=asyncio.subprocess.DEVNULL,
+            # Not the caller's pipes: a reader waiting for their end would wait for it too.
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the terminal is for this process, not it
+            preexec_fn=preexec,
+        )
+    except OSError as exc:
+        logger.warning(
+            "cannot start the clean-up guard (%s): if this process is killed outright, stop "
+            "the container's processes yourself",
+            exc,
+        )
+        return None
 
 
 def _group_alive(group: int) -> bool:
@@ -119,8 +169,12 @@ class LocalNvcf:
             result = nvcf.client().invoke(nvcf.function_id, {"text": "hi"})
 
     Args:
-        spec: a ``function.json`` path, a parsed :class:`FunctionSpec`, or its dict.
-        command: the container's entrypoint and arguments.
+        spec: a ``function.json`` path, a parsed :class:`FunctionSpec`, or its
+            dict, registered and deployed at start; ``None`` starts an empty
+            local NVCF (register and deploy through its API).
+        command: the container's entrypoint and arguments (``{port}`` in them
+            becomes each instance's own port).
+        image_commands: the command that runs each other ``containerImage``.
         port: the API's port; 0 picks a free one.
         api_key: require this bearer key, as NVCF does.
         max_concurrency: requests the container gets at once (others queue).
@@ -139,9 +193,10 @@ class LocalNvcf:
 
     def __init__(
         self,
-        spec: str | Path | FunctionSpec | Mapping[str, Any],
-        command: Sequence[str],
+        spec: str | Path | FunctionSpec | Mapping[str, Any] | None,
+        command: Sequence[str] = (),
         *,
+        image_commands: Mapping[str, Sequence[str]] | None = None,
         port: int = 0,
         api_key: str | None = None,
         max_concurrency: int | None = None,
@@ -155,6 +210,7 @@ class LocalNvcf:
     ) -> None:
         self._spec = spec
         self.command = list(command)
+        self.image_commands = {image: list(argv) for image, argv in (image_commands or {}).items()}
         self.port = port
         self.api_key = api_key
         self.max_concurrency = max_concurrency
@@ -188,18 +244,23 @@ class LocalNvcf:
         """
         self._workdir = tempfile.TemporaryDirectory(prefix="nvcf-local-launch-")
         workdir = Path(self._workdir.name)
-        spec_path = self._spec_path(workdir)
         info_path = workdir / "info.json"
         # Not `python -m`: that puts the working directory first on sys.path, and a
         # project directory often holds a vendored nvcf_helpers without `local`.
-        argv = [sys.executable, "-c", _BOOTSTRAP, "--spec", str(spec_path)]
+        argv = [sys.executable, "-c", _BOOTSTRAP]
+        if self._spec is not None:
+            argv += ["--spec", str(self._spec_path(workdir))]
+        for image, command in self.image_commands.items():
+            argv += ["--image-command", f"{image}={shlex.join(command)}"]
         argv += ["--port", str(self.port), "--info-file", str(info_path)]
         argv += ["--startup-timeout", f"{self.startup_timeout:g}"]
         if self.max_concurrency is not None:
             argv += ["--max-concurrency", str(self.max_concurrency)]
         if self.max_response_bytes is not None:
             argv += ["--max-response-bytes", str(self.max_response_bytes)]
-        argv += [*self.extra_args, "--", *self.command]
+        argv += self.extra_args
+        if self.command:
+            argv += ["--", *self.command]
         env = {**os.environ, **self.env}
         if self.api_key is not None:
             env["NVCF_LOCAL_API_KEY"] = self.api_key  # not on the command line, where ps shows it
@@ -218,7 +279,7 @@ class LocalNvcf:
         )
         try:
             self._wait_for_info(info_path)
-            if wait:
+            if wait and self._spec is not None:
                 # A little longer than the server's own deadline, so its ERROR (which
                 # says why) arrives before this side gives up.
                 self.wait_for_status("ACTIVE", self.startup_timeout + 10.0)
@@ -228,6 +289,7 @@ class LocalNvcf:
         return self
 
     def _spec_path(self, workdir: Path) -> Path:
+        assert self._spec is not None
         if isinstance(self._spec, (str, Path)):
             return Path(self._spec).resolve()
         text = (
@@ -253,8 +315,8 @@ class LocalNvcf:
             time.sleep(0.02)
         info = json.loads(info_path.read_text(encoding="utf-8"))
         self.base_url = info["baseUrl"]
-        self.function_id = info["functionId"]
-        self.version_id = info["versionId"]
+        self.function_id = info.get("functionId", "")
+        self.version_id = info.get("versionId", "")
         self.root = Path(info["root"]) if info.get("root") else None
 
     def function(self) -> dict[str, Any]:

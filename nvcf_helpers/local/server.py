@@ -11,7 +11,6 @@ the container's process group and removes the temporary root.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -31,14 +30,15 @@ from nvcf_helpers import names
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.api import LocalApi, gateway_problem
 from nvcf_helpers.local.asset_store import AssetStore
-from nvcf_helpers.local.docker import docker_command, docker_remove_command
-from nvcf_helpers.local.function import FunctionStatus, LocalFunction
-from nvcf_helpers.local.launcher import GUARD_BOOTSTRAP, guard_preexec
+from nvcf_helpers.local.cloud import LocalCloud
+from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
+from nvcf_helpers.local.function import LocalFunction
+from nvcf_helpers.local.registry import FunctionVersion
 from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES, InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
 from nvcf_helpers.local.worker import Worker
 from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
-from nvcf_helpers.spec import FunctionSpec
+from nvcf_helpers.spec import DeploymentSpec, FunctionSpec
 
 __all__ = [
     "API_LINE_PREFIX",
@@ -57,8 +57,6 @@ API_LINE_PREFIX = "NVCF local API: "
 REQUEST_GRACE_SECONDS = 3.0
 #: A stop ends within this many seconds (``docker stop`` gives 10), container included.
 SHUTDOWN_SECONDS = 9.0
-#: What a guard gives the container's group between SIGTERM and SIGKILL.
-GUARD_GRACE_SECONDS = 5.0
 # NVCF's gateway (hyper) reads request heads of up to 100 headers in a ~408 KB buffer.
 _MAX_REQUEST_HEADERS = 100
 _MAX_REQUEST_HEAD_BYTES = 8192 + 4096 * 100
@@ -68,7 +66,7 @@ _MAX_REQUEST_HEAD_BYTES = 8192 + 4096 * 100
 class ServeOptions:
     """Everything ``nvcf-helpers local`` was asked to do."""
 
-    spec: FunctionSpec
+    spec: FunctionSpec | None
     command: tuple[str, ...]
     host: str = "127.0.0.1"
     port: int = 8787
@@ -82,10 +80,12 @@ class ServeOptions:
     queue_size: int = names.DEFAULT_QUEUE_SIZE
     result_ttl: float = names.REQUEST_MAPPING_MAX_AGE_SECONDS
     result_budget_bytes: int = DEFAULT_RESULT_BUDGET_BYTES
+    #: ``(image, command)``: what runs each other ``containerImage`` (``--image-command``).
+    image_commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _banner(
-    options: ServeOptions, base_url: str, function: LocalFunction, command: list[str]
+    options: ServeOptions, base_url: str, function: FunctionVersion, command: list[str]
 ) -> str:
     key = ' --api-key "$NVCF_API_KEY"' if options.api_key else ""
     auth = ' -H "Authorization: Bearer $NVCF_API_KEY"' if options.api_key else ""
@@ -93,13 +93,37 @@ def _banner(
     return "\n".join(
         [
             f"{API_LINE_PREFIX}{base_url}",
-            f"function {function.spec.name}: id {function.function_id}, "
-            f"version {function.version_id}",
+            f"function {function.name}: id {function.function_id}, version {function.version_id}",
             f"container command: {shlex.join(command)}",
             f"invoke: nvcf-helpers invoke {function.function_id} --base-url {base_url}{key} "
             "--data '{}'",
             f"curl:   curl -sS -X POST {invoke_url}{auth} -H 'Content-Type: application/json' "
             "-d '{}'",
+        ]
+    )
+
+
+def local_deployment(max_request_concurrency: int) -> DeploymentSpec:
+    """The deployment ``--spec`` makes: one instance on this machine."""
+    return DeploymentSpec(
+        gpu="local",
+        instance_type="local",
+        backend="local",
+        min_instances=1,
+        max_instances=1,
+        max_request_concurrency=max_request_concurrency,
+    )
+
+
+def _empty_banner(options: ServeOptions, base_url: str) -> str:
+    key = ' --api-key "$NVCF_API_KEY"' if options.api_key else ""
+    connection = f"--base-url {base_url}{key}"
+    return "\n".join(
+        [
+            f"{API_LINE_PREFIX}{base_url}",
+            "no function yet: register and deploy one, e.g.",
+            f"  nvcf-helpers function create function.json {connection}",
+            f"  nvcf-helpers deploy create FUNCTION_ID VERSION_ID --wait {connection}",
         ]
     )
 
@@ -199,49 +223,41 @@ class _Runner(web.AppRunner):
 
 
 class LocalServer:
-    """The parts of one local NVCF run, built under a fresh temporary root."""
+    """The parts of one local NVCF run, built under a fresh temporary root.
+
+    With a ``--spec`` function it is registered and deployed (one instance,
+    ``--max-concurrency`` slots) before the API listens; :attr:`function`,
+    :attr:`supervisor`, :attr:`worker` and :attr:`store` are then that
+    instance's and that deployment's.
+    """
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.root = Path(tempfile.mkdtemp(prefix="nvcf-local-"))
         os.chmod(self.root, 0o755)  # noqa: S103 - the container may run as another user
-        self.function = LocalFunction(options.spec)
-        (self.root / "uncollected").mkdir(mode=0o700)
-        self.store = InvocationStore(
-            capacity=options.max_concurrency,
-            queue_size=options.queue_size,
-            held_dir=self.root / "uncollected",
-            result_ttl=options.result_ttl,
-            result_budget=options.result_budget_bytes,
-        )
-        self.store.may_dispatch = self._taking_work
         (self.root / "assets").mkdir(mode=0o700)
         self.assets = AssetStore(self.root / "assets")
         self.session = _client_session()
-        self.worker = Worker(
-            self.function,
-            self.store,
-            self.assets,
-            self.root,
-            self.session,
-            max_concurrency=options.max_concurrency,
-            max_response_bytes=options.max_response_bytes,
-        )
-        self.command = list(options.command)
-        self.cleanup: list[str] = []
-        if options.image is not None:
-            self.command = docker_command(self.function, options.image, self.root)
-            self.cleanup = docker_remove_command(self.function)
-        self.supervisor = Supervisor(
-            self.function,
-            self.command,
-            self.session,
+        settings = DeploymentSettings(
+            root=self.root,
             startup_timeout=options.startup_timeout,
-            environment=self.function.container_environment(),
-            on_exit=self.worker.container_exited,
-            cleanup_command=self.cleanup,
+            max_response_bytes=options.max_response_bytes,
+            queue_size=options.queue_size,
+            result_ttl=options.result_ttl,
+            result_budget_bytes=options.result_budget_bytes,
         )
-        self.api = LocalApi(self.function, self.store, self.assets, self.worker, options.api_key)
+        default = Launch(tuple(options.command), options.image)
+        self.cloud = LocalCloud(
+            settings,
+            assets=self.assets,
+            session=self.session,
+            launches={image: Launch(tuple(command)) for image, command in options.image_commands},
+            default_launch=default if options.command or options.image else None,
+        )
+        self.deployment: Deployment | None = None
+        if options.spec is not None:
+            self.deployment = self._deploy_spec(options.spec)
+        self.api = LocalApi(self.cloud, self.assets, options.api_key)
         self.runner = _Runner(
             self.api.application(),
             access_log=None,
@@ -253,13 +269,60 @@ class LocalServer:
             max_field_size=_MAX_REQUEST_HEAD_BYTES,
             max_headers=_MAX_REQUEST_HEADERS,
         )
-        self.guard: asyncio.subprocess.Process | None = None
         self._api_closed = False
 
-    def _taking_work(self) -> bool:
-        """Whether the worker pulls from the queue: not while ACTIVE but unhealthy."""
-        function = self.function
-        return function.status is not FunctionStatus.ACTIVE or function.taking_work
+    def _deploy_spec(self, spec: FunctionSpec) -> Deployment:
+        """Register the ``--spec`` function and make its deployment (started by :meth:`start`)."""
+        cloud = self.cloud
+        version = cloud.register(spec)
+        launch = cloud.launch_for(version)
+        cloud.registry.deploy(version, [local_deployment(self.options.max_concurrency)])
+        deployment = Deployment(
+            version,
+            launch,
+            cloud.settings,
+            files=cloud.files,
+            assets=self.assets,
+            session=self.session,
+        )
+        deployment.prepare()
+        cloud.deployments[version.version_id] = deployment
+        return deployment
+
+    def _only(self) -> Deployment:
+        if self.deployment is None:
+            raise RuntimeError("this local NVCF was started without --spec")
+        return self.deployment
+
+    @property
+    def version(self) -> FunctionVersion:
+        """The ``--spec`` function's version."""
+        return self._only().version
+
+    @property
+    def function(self) -> LocalFunction:
+        """The ``--spec`` function's (first) instance."""
+        return self._only().instances[0].state
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The supervisor of the ``--spec`` function's (first) instance."""
+        return self._only().instances[0].supervisor
+
+    @property
+    def worker(self) -> Worker:
+        """The worker of the ``--spec`` function's (first) instance."""
+        return self._only().instances[0].worker
+
+    @property
+    def store(self) -> InvocationStore:
+        """The ``--spec`` function's queue and results."""
+        return self._only().store
+
+    @property
+    def command(self) -> list[str]:
+        """The ``--spec`` function's container command (first instance)."""
+        return self.supervisor.command
 
     async def listen(self) -> str:
         """Serve the API; returns its base URL.
@@ -288,65 +351,35 @@ class LocalServer:
         return f"http://{shown_host}:{port}"
 
     async def start(self) -> None:
-        """Start the container, and the guard that cleans up if this process is killed."""
-        await self.supervisor.start()
-        process = self.supervisor.process
-        preexec = guard_preexec()
-        if process is None or preexec is None:
-            return
-        argv = [str(os.getpid()), str(process.pid), f"{GUARD_GRACE_SECONDS:g}", str(self.root)]
-        try:
-            self.guard = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                GUARD_BOOTSTRAP,
-                *argv,
-                *self.cleanup,
-                stdin=asyncio.subprocess.DEVNULL,
-                # Not the caller's pipes: a reader waiting for their end would wait for it too.
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in the terminal is for this process, not it
-                preexec_fn=preexec,
-            )
-        except OSError as exc:
-            logger.warning(
-                "cannot start the clean-up guard (%s): if this process is killed "
-                "outright, stop the container's processes yourself",
-                exc,
-            )
+        """Start the ``--spec`` function's container, and follow every deployment."""
+        if self.deployment is not None:
+            await self.deployment.start()
 
     async def close(self) -> None:
-        """Answer every caller, stop the container, then the API; remove the root."""
+        """Answer every caller, stop the containers, then the API; remove the root."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_SECONDS
         try:
-            self.supervisor.detach()
+            for deployment in self.cloud:
+                deployment.detach()
             await self.api.shutdown(REQUEST_GRACE_SECONDS)
             await self._close_api()  # the answers above go out; connections close
-            await self.worker.close()
+            for deployment in self.cloud:
+                await deployment.close_workers()
             # Idle keep-alive connections would make servers such as Triton wait out their
-            # exit timeout (30 s) after SIGTERM: close them before stopping the container.
+            # exit timeout (30 s) after SIGTERM: close them before stopping the containers.
             await self.session.close()
             grace = min(self.options.stop_grace, max(1.0, deadline - loop.time()))
-            await self.supervisor.stop(grace)
+            await self.cloud.close(grace)
         finally:
             await self._close_api()
             shutil.rmtree(self.root, ignore_errors=True)
-            await self._dismiss_guard()
+            await self.cloud.dismiss_guards()
 
     async def _close_api(self) -> None:
         if not self._api_closed:
             self._api_closed = True
             await self.runner.cleanup()
-
-    async def _dismiss_guard(self) -> None:
-        """The clean-up is done: end the guard before it could act."""
-        if self.guard is None or self.guard.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.guard.kill()
-        await self.guard.wait()
 
 
 async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) -> int:
@@ -363,26 +396,30 @@ async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = LocalServer(options)
-    function = server.function
     try:
-        if options.image is None:  # docker run reports its own port conflicts
+        if (
+            options.spec is not None
+            and options.image is None
+            and "{port}" not in " ".join(options.command)
+        ):  # docker run reports its own port conflicts; {port} picks free ones
             _check_ports_free(options.spec)
         base_url = await server.listen()
-        print(_banner(options, base_url, function, server.command), flush=True)
+        info: dict[str, object] = {
+            "baseUrl": base_url,
+            "pid": os.getpid(),
+            "root": str(server.root),
+        }
+        if server.deployment is not None:
+            version = server.version
+            print(_banner(options, base_url, version, server.command), flush=True)
+            info.update(functionId=version.function_id, versionId=version.version_id)
+        else:
+            print(_empty_banner(options, base_url), flush=True)
         if options.info_file is not None:
-            _write_info(
-                options.info_file,
-                {
-                    "baseUrl": base_url,
-                    "functionId": function.function_id,
-                    "versionId": function.version_id,
-                    "pid": os.getpid(),
-                    "root": str(server.root),
-                },
-            )
+            _write_info(options.info_file, info)
         await server.start()
         await stop.wait()
-        logger.info("stopping: the container first, then the API")
+        logger.info("stopping: the containers first, then the API")
     finally:
         await server.close()
         if options.info_file is not None:

@@ -28,16 +28,18 @@ class Housekeeping(ApiBase):
         is stopping. New invocations are refused with 503 from now on.
         """
         self.stopping = True
-        for invocation in self.store.queued():
-            self.store.withdraw(invocation)
-            invocation.cancel()
-            invocation.finish(stopping_result(invocation, queued=True, grace=grace))
+        stores = [deployment.store for deployment in self.cloud]
+        for store in stores:
+            for invocation in store.queued():
+                store.withdraw(invocation)
+                invocation.cancel()
+                invocation.finish(stopping_result(invocation, queued=True, grace=grace))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while self.store.running and loop.time() < deadline:
+        while any(store.running for store in stores) and loop.time() < deadline:
             await asyncio.sleep(0.02)
         self._stopped.set()
-        for invocation in self.store.running:
+        for invocation in [item for store in stores for item in store.running]:
             invocation.cancel()
             invocation.finish(stopping_result(invocation, queued=False, grace=grace))
             logger.warning(
@@ -47,6 +49,8 @@ class Housekeeping(ApiBase):
             )
 
     async def _start_sweeper(self, app: web.Application) -> None:
+        for deployment in self.cloud:
+            deployment.follow()  # deployments made before the API started (--spec)
         self._housekeeping = [
             asyncio.create_task(self._sweep_forever()),
             asyncio.create_task(self._follow_health()),
@@ -56,20 +60,23 @@ class Housekeeping(ApiBase):
         for task in self._housekeeping:
             task.cancel()
         await asyncio.gather(*self._housekeeping, return_exceptions=True)
-        await self.store.close()
+        for deployment in self.cloud:
+            await deployment.store.close()
 
     async def _follow_health(self) -> None:
         """Serve the queue again once an unhealthy container recovers."""
         while True:
             await asyncio.sleep(0.1)
-            if self.store.queued():
-                self.store.poke()
+            for deployment in self.cloud:
+                if deployment.store.queued():
+                    deployment.store.poke()
 
     async def _sweep_forever(self) -> None:
-        interval = min(60.0, max(0.2, self.store.result_ttl / 4))
+        interval = min(60.0, max(0.2, self.cloud.settings.result_ttl / 4))
         while True:
             await asyncio.sleep(interval)
-            self.store.sweep()
+            for deployment in self.cloud:
+                deployment.store.sweep()
             now = time.monotonic()
             for token, expiry in list(self._zip_expiry.items()):
                 if expiry < now:
@@ -81,6 +88,6 @@ class Housekeeping(ApiBase):
 
     def _remove_zip(self, token: str) -> None:
         self._zip_expiry.pop(token, None)
-        path = self.worker.zips.pop(token, None)
+        path = self.cloud.files.zips.pop(token, None)
         if path is not None:
             path.unlink(missing_ok=True)

@@ -60,6 +60,7 @@ __all__ = [
     "CONTRACT_WARNING_HEADER",
     "Forward",
     "Worker",
+    "WorkerFiles",
     "compatibility_mode",
     "container_headers",
     "go_canonical",
@@ -286,6 +287,32 @@ def _with_warnings(result: Result, warnings: Sequence[str]) -> Result:
 
 
 @dataclass(frozen=True)
+class WorkerFiles:
+    """Where workers keep request directories, large bodies and result zips.
+
+    One per local NVCF: the workers of every instance share it (the names in
+    it are request ids and random tokens, so they never collide).
+    """
+
+    directories: RequestDirectories
+    zip_root: Path
+    body_root: Path
+    #: Result zips by their download token.
+    zips: dict[str, Path]
+
+    @classmethod
+    def under(cls, root: Path, held_dir: Path | None = None) -> WorkerFiles:
+        """Make the directories under ``root``; large bodies go to ``held_dir`` if given."""
+        zip_root = root / "results"
+        zip_root.mkdir(mode=0o755, exist_ok=True)
+        #: Container bodies too large for memory, one file per request id: beside the
+        #: uncollected bodies the store keeps on disk (it owns each once its result lands).
+        body_root = held_dir or root / "bodies"
+        body_root.mkdir(mode=0o700, exist_ok=True)
+        return cls(RequestDirectories(root), zip_root, body_root, {})
+
+
+@dataclass(frozen=True)
 class Forward:
     """What the API hands the worker for one invocation."""
 
@@ -309,6 +336,8 @@ class Worker:
         max_response_bytes: the largest body passed back inline, also sent as
             ``NVCF-MAX-RESPONSE-SIZE-BYTES`` (NVCF: always 5242880).
         region: the gateway region sent as ``NVCF-INVOCATION-REGION``.
+        files: the request directories and result files, shared by every
+            instance's worker (made under ``root`` when not given).
     """
 
     def __init__(
@@ -322,6 +351,7 @@ class Worker:
         max_concurrency: int,
         max_response_bytes: int = names.DEFAULT_MAX_RESPONSE_BYTES,
         region: str = LOCAL_REGION,
+        files: WorkerFiles | None = None,
     ) -> None:
         self.function = function
         self.store = store
@@ -329,14 +359,11 @@ class Worker:
         self.session = session
         self.max_response_bytes = max_response_bytes
         self.region = region
-        self.directories = RequestDirectories(root)
-        self.zip_root = root / "results"
-        self.zip_root.mkdir(mode=0o755, exist_ok=True)
-        #: Container bodies too large for memory, one file per request id: beside the
-        #: uncollected bodies the store keeps on disk (it owns each once its result lands).
-        self.body_root = store.held_dir or root / "bodies"
-        self.body_root.mkdir(mode=0o700, exist_ok=True)
-        self.zips: dict[str, Path] = {}
+        self.files = files or WorkerFiles.under(root, store.held_dir)
+        self.directories = self.files.directories
+        self.zip_root = self.files.zip_root
+        self.body_root = self.files.body_root
+        self.zips = self.files.zips
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -362,6 +389,17 @@ class Worker:
             (names.REGION, "local"),
             (names.ENV, "local"),
         )
+
+    def resize(self, max_concurrency: int) -> None:
+        """Give the container ``max_concurrency`` slots from now on (running calls keep theirs)."""
+        if max_concurrency != self.max_concurrency:
+            self.max_concurrency = max_concurrency
+            self._slots = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def load(self) -> int:
+        """Invocations handed to this worker and not finished."""
+        return len(self._tasks)
 
     # -- invocation ---------------------------------------------------------------------------
 

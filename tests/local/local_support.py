@@ -26,7 +26,13 @@ def contract_spec(port: int) -> dict[str, Any]:
         "name": "contract-server",
         "inferenceUrl": "/infer",
         "inferencePort": port,
-        "health": {"protocol": "HTTP", "uri": "/health", "port": port, "timeout": "PT5S"},
+        "health": {
+            "protocol": "HTTP",
+            "uri": "/health",
+            "port": port,
+            "timeout": "PT5S",
+            "expectedStatusCode": 200,
+        },
         "containerImage": "local/contract-server:latest",
         "apiBodyFormat": "CUSTOM",
         "containerEnvironment": [
@@ -92,9 +98,13 @@ class Raw:
 
     def invoke(self, body: Any, headers: Mapping[str, str] | None = None, **kw: Any) -> Reply:
         """POST an invocation of the function."""
-        return self(
-            "POST", f"/v2/nvcf/pexec/functions/{self.nvcf.function_id}", body, headers, **kw
-        )
+        return self.invoke_function(self.nvcf.function_id, body, headers, **kw)
+
+    def invoke_function(
+        self, function_id: str, body: Any, headers: Mapping[str, str] | None = None, **kw: Any
+    ) -> Reply:
+        """POST an invocation of function ``function_id`` (any of its running versions)."""
+        return self("POST", f"/v2/nvcf/pexec/functions/{function_id}", body, headers, **kw)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:

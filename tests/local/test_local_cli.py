@@ -77,4 +77,4 @@ class TestCommandLine:
             process.send_signal(signal.SIGTERM)
             rest, _ = process.communicate(timeout=30)
         assert process.returncode == 0
-        assert "stopping: the container first" in rest
+        assert "stopping: the containers first" in rest

@@ -20,10 +20,14 @@ pytestmark = pytest.mark.integration
 
 
 class TestLifecycle:
-    """The function follows its container: ACTIVE when healthy, ERROR when it is not."""
+    """The function follows its container: ACTIVE when healthy, ERROR or DEGRADED when not."""
 
-    def test_crash_fails_the_request_and_turns_the_function_to_error(self, tmp_path: Path) -> None:
-        """A container that dies mid-request: a 500 problem, then ERROR, then 503 refusals."""
+    def test_crash_fails_the_request_and_degrades_the_function(self, tmp_path: Path) -> None:
+        """A container that dies mid-request: a 500 problem, then DEGRADED, then 400 refusals.
+
+        NVCF's scheduler makes a running version with no running instance
+        DEGRADED, and its gateway answers an invocation of it 400 (facts §5).
+        """
         port = free_port()
         with LocalNvcf(
             contract_spec(port), contract_command(port), output=tmp_path / "log"
@@ -44,11 +48,14 @@ class TestLifecycle:
                 "the container died while handling the request (the container process "
                 "exited with status 3); see its output above"
             )
-            function = nvcf.wait_for_status("ERROR", timeout=30)
+            function = nvcf.wait_for_status("DEGRADED", timeout=30)
             assert function["healthInfo"]["error"] == "the container process exited with status 3"
             refused = raw.invoke({})
-            assert refused.status == 503
-            assert "is ERROR" in refused.json()["detail"]
+            assert refused.status == 400
+            assert refused.json()["detail"].startswith(
+                f"function {nvcf.function_id} is DEGRADED (instance 0: the container process "
+                "exited with status 3)"
+            )
 
     def test_stop_takes_the_child_and_leaves_nothing(self, tmp_path: Path) -> None:
         """SIGTERM stops the container too, exits 0 and removes every temporary directory.
@@ -86,7 +93,7 @@ class TestLifecycle:
             LocalNvcf(contract_spec(port), command, output=tmp_path / "log").start()
 
     def test_deploying_refuses_then_unhealthy_is_error(self, tmp_path: Path) -> None:
-        """While DEPLOYING an invocation is a 503; never healthy in time means ERROR."""
+        """While DEPLOYING an invocation is a 404 (no ACTIVE version); never healthy: ERROR."""
         port = free_port()
         command = [sys.executable, "-c", "import time; time.sleep(60)"]
         nvcf = LocalNvcf(
@@ -95,8 +102,8 @@ class TestLifecycle:
         try:
             assert nvcf.status() == "DEPLOYING"
             refused = Raw(nvcf, None).invoke({})
-            assert refused.status == 503
-            assert "is DEPLOYING" in refused.json()["detail"]
+            assert refused.status == 404
+            assert "has no ACTIVE version (its versions are DEPLOYING)" in refused.json()["detail"]
             function = nvcf.wait_for_status("ERROR", timeout=30)
             assert "did not answer 200 within 3 s" in function["healthInfo"]["error"]
         finally:
@@ -137,7 +144,7 @@ class TestNothingOutlivesItsParent:
         try:
             assert nvcf.process is not None
             assert nvcf.process.wait(timeout=30) == 0
-            assert "stopping: the container first" in (tmp_path / "log").read_text()
+            assert "stopping: the containers first" in (tmp_path / "log").read_text()
         finally:
             nvcf.stop()
 
