@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("nvcf_helpers.triton.cli", "serve a Triton model repository on this machine"),
     "local": ("nvcf_helpers.local", "run a function behind a local NVCF"),
     "invoke": ("nvcf_helpers.client.invoke", "invoke a function and wait for its result"),
+    "function": ("nvcf_helpers.client.function", "register, list, show and remove functions"),
+    "deploy": ("nvcf_helpers.client.deploy", "deploy, show, scale and undeploy functions"),
 }
 
 # Optional extra that provides each third-party module a command may need.

@@ -1,11 +1,12 @@
-""":class:`NvcfClient`: NVCF's invocation and asset API, standard library only.
+""":class:`NvcfClient`: NVCF's invocation, asset and management API, standard library only.
 
 It follows every answer NVCF gives (200, 202 polling, 302 zips) and raises::
 
     NvcfHelperError
     └── NvcfClientError          anything that kept the client from a result
         ├── NvcfConnectionError  the API could not be reached
-        └── NvcfApiError         the API answered 4xx/5xx (``status``, ``problem``, ``detail``)
+        ├── NvcfApiError         the API answered 4xx/5xx (``status``, ``problem``, ``detail``)
+        └── NvcfDeploymentError  a deployment ended ERROR or DEGRADED (``version``, ``error``)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "NvcfClient",
     "NvcfClientError",
     "NvcfConnectionError",
+    "NvcfDeploymentError",
     "Progress",
 ]
 
@@ -42,6 +44,15 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.nvcf.nvidia.com"
 #: NVCF asks callers to poll no more often than this.
 MIN_POLL_INTERVAL_SECONDS = 1.0
+#: :meth:`NvcfClient.wait_for_deployment` looks again after this, then less and less often...
+FIRST_DEPLOYMENT_POLL_SECONDS = 0.25
+#: ...up to this (a deployment on NVCF takes minutes, so a slow poll loses nothing).
+LAST_DEPLOYMENT_POLL_SECONDS = 10.0
+
+# A function version's states (NVCF's FunctionStatusEnum) that end a wait for its deployment.
+_ACTIVE = "ACTIVE"
+_FAILED = frozenset({"ERROR", "DEGRADED"})
+_NOT_DEPLOYED = frozenset({"INACTIVE", "DELETED"})
 
 
 class NvcfClientError(NvcfHelperError):
@@ -79,6 +90,26 @@ class NvcfApiError(NvcfClientError):
         hint = _HINTS.get(status, "")
         where = f" (request {request_id})" if request_id else ""
         super().__init__(f"{url} answered {status}{where}: {detail}{hint}")
+
+
+class NvcfDeploymentError(NvcfClientError):
+    """A deployment ended ERROR or DEGRADED instead of ACTIVE.
+
+    Attributes:
+        version: the function version as the API last described it.
+        status: its status, ``ERROR`` or ``DEGRADED``.
+        error: why, as the API's ``healthInfo`` says (``None`` if it gave no reason).
+        fix: what to do about it, when the API says.
+    """
+
+    def __init__(self, version: dict[str, Any], error: str | None, fix: str | None) -> None:
+        self.version = version
+        self.status = str(version.get("status"))
+        self.error = error
+        self.fix = fix
+        reason = error or "the API gave no reason: read the container's logs"
+        advice = f"; fix: {fix}" if fix else ""
+        super().__init__(f"{_describe(version)} is {self.status}: {reason}{advice}")
 
 
 _HINTS = {
@@ -324,9 +355,170 @@ class NvcfClient:
     # -- functions ------------------------------------------------------------------------------
 
     def list_functions(self) -> list[dict[str, Any]]:
-        """The functions the key can see (``GET /v2/nvcf/functions``)."""
+        """The functions the key can see (``GET /v2/nvcf/functions``), one entry per version."""
         functions = _json(self._api("GET", "/v2/nvcf/functions")).get("functions", [])
         return list(functions) if isinstance(functions, list) else []
+
+    def create_function(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a function (``POST /v2/nvcf/functions``); its first version is INACTIVE.
+
+        Args:
+            definition: the function definition, as in a ``function.json``.
+
+        Returns:
+            The new version as the API describes it (``id``, ``versionId``, ``status``, ...).
+
+        Raises:
+            NvcfApiError: the API refused it (a 400's ``detail`` names every problem).
+        """
+        reply = self._api("POST", "/v2/nvcf/functions", document=dict(definition))
+        return _member(reply, "function")
+
+    def create_version(self, function_id: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Register another version of a function (``POST .../functions/{id}/versions``).
+
+        Returns:
+            The new version, INACTIVE, as the API describes it.
+        """
+        path = f"/v2/nvcf/functions/{_segment(function_id)}/versions"
+        return _member(self._api("POST", path, document=dict(definition)), "function")
+
+    def list_versions(self, function_id: str) -> list[dict[str, Any]]:
+        """The versions of a function (``GET /v2/nvcf/functions/{id}/versions``)."""
+        path = f"/v2/nvcf/functions/{_segment(function_id)}/versions"
+        versions = _json(self._api("GET", path)).get("functions", [])
+        return list(versions) if isinstance(versions, list) else []
+
+    def get_version(self, function_id: str, version_id: str) -> dict[str, Any]:
+        """One version's details, its ``status`` and ``healthInfo`` among them."""
+        return _member(self._api("GET", _version_path(function_id, version_id)), "function")
+
+    def delete_version(self, function_id: str, version_id: str) -> None:
+        """Delete a version (``DELETE /v2/nvcf/functions/{id}/versions/{versionId}``)."""
+        self._api("DELETE", _version_path(function_id, version_id))
+
+    # -- deployments ----------------------------------------------------------------------------
+
+    def create_deployment(
+        self, function_id: str, version_id: str, specifications: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Deploy an INACTIVE version; it becomes DEPLOYING (``POST /v2/nvcf/deployments/...``).
+
+        Args:
+            function_id: the function.
+            version_id: the version to deploy.
+            specifications: one ``{gpu, instanceType, minInstances, maxInstances,
+                maxRequestConcurrency}`` mapping (``backend`` optional) per kind of machine.
+
+        Returns:
+            The deployment as the API describes it (``functionStatus``,
+            ``deploymentSpecifications``, ...). :meth:`wait_for_deployment` waits
+            for it to be ACTIVE.
+        """
+        return _member(
+            self._api(
+                "POST", _deployment_path(function_id, version_id), document=_specs(specifications)
+            ),
+            "deployment",
+        )
+
+    def get_deployment(self, function_id: str, version_id: str) -> dict[str, Any]:
+        """A version's deployment (``GET /v2/nvcf/deployments/...``); 404 when it has none."""
+        return _member(self._api("GET", _deployment_path(function_id, version_id)), "deployment")
+
+    def update_deployment(
+        self, function_id: str, version_id: str, specifications: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Change a deployment's specifications (``PUT /v2/nvcf/deployments/...``)."""
+        return _member(
+            self._api(
+                "PUT", _deployment_path(function_id, version_id), document=_specs(specifications)
+            ),
+            "deployment",
+        )
+
+    def delete_deployment(self, function_id: str, version_id: str) -> dict[str, Any]:
+        """Undeploy a version (``DELETE /v2/nvcf/deployments/...``).
+
+        Returns:
+            The version as the API describes it afterwards (INACTIVE).
+        """
+        return _member(self._api("DELETE", _deployment_path(function_id, version_id)), "function")
+
+    def supported_gpus(self) -> list[str]:
+        """The GPU types the account may deploy on (``GET /v2/nvcf/supportedGpus``)."""
+        gpus = _json(self._api("GET", "/v2/nvcf/supportedGpus")).get("gpus", [])
+        names_found = []
+        for gpu in gpus if isinstance(gpus, list) else []:
+            name = (gpu.get("name") or gpu.get("gpu")) if isinstance(gpu, dict) else gpu
+            if isinstance(name, str) and name:
+                names_found.append(name)
+        return names_found
+
+    def wait_for_deployment(
+        self,
+        function_id: str,
+        version_id: str,
+        *,
+        timeout: float,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a deployed version until it is ACTIVE; returns it then.
+
+        Polls :meth:`get_version` often at first, then less often (up to every
+        10 s), as a deployment on NVCF takes minutes.
+
+        Args:
+            function_id: the function.
+            version_id: the deployed version.
+            timeout: give up after this many seconds.
+            on_status: called with the version each time its status changes (and first).
+
+        Raises:
+            NvcfDeploymentError: the version became ERROR or DEGRADED; it carries
+                the reason from ``healthInfo``.
+            NvcfClientError: the version is not deployed (INACTIVE), or the timeout passed.
+        """
+        started = time.monotonic()
+        pause = FIRST_DEPLOYMENT_POLL_SECONDS
+        seen = None
+        while True:
+            version = self.get_version(function_id, version_id)
+            status = version.get("status")
+            if status != seen:
+                seen = status
+                if on_status is not None:
+                    on_status(version)
+            if status == _ACTIVE:
+                return version
+            if status in _FAILED:
+                raise self._deployment_failed(function_id, version_id, version)
+            if status in _NOT_DEPLOYED:
+                raise NvcfClientError(
+                    f"{_describe(version)} is {status}, so no deployment is under way: deploy "
+                    "it first (POST /v2/nvcf/deployments/functions/.../versions/...)"
+                )
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                raise NvcfClientError(
+                    f"{_describe(version)} is still {status} after {timeout:g} s: wait longer, "
+                    "or see how its instances fare in its deployment (get_deployment)"
+                )
+            time.sleep(min(pause, left))
+            pause = min(pause * 1.5, LAST_DEPLOYMENT_POLL_SECONDS)
+
+    def _deployment_failed(
+        self, function_id: str, version_id: str, version: dict[str, Any]
+    ) -> NvcfDeploymentError:
+        """The error for a failed version, with the reason from its (or its deployment's) health."""
+        error, fix = _health_problem(version.get("healthInfo"))
+        if error is None:
+            try:
+                deployment = self.get_deployment(function_id, version_id)
+            except NvcfClientError:
+                deployment = {}
+            error, fix = _health_problem(deployment.get("healthInfo"))
+        return NvcfDeploymentError(version, error, fix)
 
     # -- assets ---------------------------------------------------------------------------------
 
@@ -554,6 +746,52 @@ def _json(reply: _Reply) -> dict[str, Any]:
             f"{reply.url} answered {reply.status} with JSON that is not an object"
         )
     return document
+
+
+def _member(reply: _Reply, key: str) -> dict[str, Any]:
+    """The object under ``key`` of a JSON answer (``{"function": {...}}``)."""
+    document = _json(reply)
+    member = document.get(key)
+    if not isinstance(member, dict):
+        raise NvcfClientError(
+            f"{reply.url} answered {reply.status} without a {key!r} object: "
+            f"{json.dumps(document)[:300]}"
+        )
+    return member
+
+
+def _segment(identifier: str) -> str:
+    """An id as one path segment (a '/' in it cannot reach another endpoint)."""
+    return urllib.parse.quote(identifier, safe="")
+
+
+def _version_path(function_id: str, version_id: str) -> str:
+    return f"/v2/nvcf/functions/{_segment(function_id)}/versions/{_segment(version_id)}"
+
+
+def _deployment_path(function_id: str, version_id: str) -> str:
+    return f"/v2/nvcf/deployments/functions/{_segment(function_id)}/versions/{_segment(version_id)}"
+
+
+def _specs(specifications: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"deploymentSpecifications": [dict(spec) for spec in specifications]}
+
+
+def _describe(version: Mapping[str, Any]) -> str:
+    """``version V of function NAME (ID)``, from what the API said of a version."""
+    name = version.get("name")
+    function = f"{name} ({version.get('id')})" if name else str(version.get("id"))
+    return f"version {version.get('versionId')} of function {function}"
+
+
+def _health_problem(info: Any) -> tuple[str | None, str | None]:
+    """The ``error`` and ``fix`` of a ``healthInfo`` (an object, or a list of them)."""
+    entries = info if isinstance(info, list) else [info]
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("error"), str) and entry["error"]:
+            fix = entry.get("fix")
+            return entry["error"], fix if isinstance(fix, str) and fix else None
+    return None, None
 
 
 def _api_error(reply: _Reply, request_id: str | None = None) -> NvcfApiError:

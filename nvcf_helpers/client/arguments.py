@@ -9,7 +9,14 @@ from typing import Any
 from nvcf_helpers import names
 from nvcf_helpers.client.api import NvcfClient, NvcfClientError
 
-__all__ = ["DEFAULT_LOCAL_URL", "add_connection_arguments", "connect", "only_function"]
+__all__ = [
+    "DEFAULT_LOCAL_URL",
+    "add_connection_arguments",
+    "add_management_arguments",
+    "client_for",
+    "connect",
+    "only_function",
+]
 
 # The variable NVCF sets in a function's own environment; scripts read it too.
 _FUNCTION_ID_ENV = names.CONTEXT_ENVIRONMENT["function_id"]
@@ -36,6 +43,19 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, function_id: bo
             default=os.environ.get(_FUNCTION_ID_ENV),
             help=f"the function to invoke (env {_FUNCTION_ID_ENV}; default: the only one listed)",
         )
+
+
+def add_management_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--base-url`` and ``--api-key`` (as ``invoke`` takes them), and ``--json``."""
+    add_connection_arguments(parser, function_id=False)
+    parser.add_argument(
+        "--json", action="store_true", help="print the API's JSON answer only (for scripts)"
+    )
+
+
+def client_for(args: argparse.Namespace) -> NvcfClient:
+    """A client for the API that ``--base-url`` and ``--api-key`` name."""
+    return NvcfClient(args.base_url, args.api_key)
 
 
 def only_function(client: NvcfClient) -> dict[str, Any]:
