@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from nvcf_helpers import names
@@ -59,18 +60,22 @@ def client_for(args: argparse.Namespace) -> NvcfClient:
 
 
 def only_function(client: NvcfClient) -> dict[str, Any]:
-    """The one function the API lists (``nvcf-helpers local`` serves one).
+    """The one function the API lists (one or more versions of it); an ACTIVE one first.
 
     Raises:
         NvcfClientError: the API lists none or several; the message names them.
     """
-    functions = client.list_functions()
-    if len(functions) == 1:
-        function: dict[str, Any] = functions[0]
-        return function
-    names = ", ".join(f"{f.get('name')} ({f.get('id')})" for f in functions[:10])
+    versions = client.list_functions()
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for version in versions:
+        by_id.setdefault(str(version.get("id")), []).append(version)
+    if len(by_id) == 1:
+        (listed,) = by_id.values()
+        active = [v for v in listed if v.get("status") == "ACTIVE"]
+        return (active or listed)[0]
+    names = ", ".join(f"{v[0].get('name')} ({key})" for key, v in list(by_id.items())[:10])
     raise NvcfClientError(
-        f"{client.base_url} lists {len(functions)} functions ({names or 'none'}): "
+        f"{client.base_url} lists {len(by_id)} functions ({names or 'none'}): "
         "say which one to invoke (--function-id)"
     )
 
@@ -88,3 +93,29 @@ def connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         return client, str(only_function(client)["id"])
     except NvcfClientError as exc:
         parser.error(str(exc))
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0 seconds")
+    return value

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 from nvcf_helpers.client.api import NvcfClient, NvcfClientError
-from nvcf_helpers.client.arguments import add_management_arguments, client_for
+from nvcf_helpers.client.arguments import (
+    add_management_arguments,
+    client_for,
+    positive_seconds,
+    whole_number,
+)
 from nvcf_helpers.client.display import (
     deployment_fields,
     print_fields,
@@ -27,29 +31,6 @@ __all__ = ["DEFAULT_WAIT_SECONDS", "add_arguments", "run"]
 
 #: How long ``--wait`` waits by default: NVCF allows a deployment up to 2 hours.
 DEFAULT_WAIT_SECONDS = 7200.0
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not above 0 seconds")
-    return value
 
 
 def _add_version(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +60,13 @@ def _add_specification(parser: argparse.ArgumentParser, creating: bool) -> None:
     )
     parser.add_argument(
         "--min-instances",
-        type=_count(0),
+        type=whole_number(0),
         metavar="N",
         help=f"instances kept running ({'default 1' if creating else keep})",
     )
     parser.add_argument(
         "--max-instances",
-        type=_count(1),
+        type=whole_number(1),
         metavar="N",
         help="most instances (default: --min-instances, at least 1)"
         if creating
@@ -93,7 +74,7 @@ def _add_specification(parser: argparse.ArgumentParser, creating: bool) -> None:
     )
     parser.add_argument(
         "--max-request-concurrency",
-        type=_count(1),
+        type=whole_number(1),
         metavar="N",
         help=f"requests each instance takes at once ({'default 1' if creating else keep})",
     )
@@ -102,7 +83,7 @@ def _add_specification(parser: argparse.ArgumentParser, creating: bool) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DEFAULT_WAIT_SECONDS,
         metavar="SECONDS",
         help=f"how long --wait waits (default {DEFAULT_WAIT_SECONDS:g}, NVCF's limit)",

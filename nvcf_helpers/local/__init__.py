@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from nvcf_helpers import names
+from nvcf_helpers.client.arguments import positive_seconds, whole_number
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.launcher import LocalNvcf, LocalNvcfError
 from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES
@@ -26,24 +27,7 @@ __all__ = ["LocalNvcf", "LocalNvcfError", "add_arguments", "run"]
 DEFAULT_PORT = 8787
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not above 0 seconds")
-    return value
+_positive_int = whole_number(1)
 
 
 def _add_result_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +42,7 @@ def _add_result_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--result-ttl",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=float(names.REQUEST_MAPPING_MAX_AGE_SECONDS),
         metavar="SECONDS",
         help="how long a result nobody collected is kept after it landed or was last polled "

@@ -89,8 +89,14 @@ class LocalCloud:
             )
         return launch
 
-    async def deploy(self, version: FunctionVersion, specs: Sequence[DeploymentSpec]) -> Deployment:
-        """Deploy a version: its instances start; it is DEPLOYING until enough are healthy."""
+    def prepare(self, version: FunctionVersion, specs: Sequence[DeploymentSpec]) -> Deployment:
+        """Deploy a version: DEPLOYING, its instances made (:meth:`Deployment.start` starts them).
+
+        Raises:
+            RegistryError: 400, the version cannot be deployed (not INACTIVE,
+                no command for its image, many instances of a command without
+                ``{port}``).
+        """
         launch = self.launch_for(version)
         self.registry.deploy(version, specs)
         deployment = Deployment(
@@ -102,12 +108,17 @@ class LocalCloud:
             session=self.session,
         )
         try:
-            deployment.check_launch()
+            deployment.prepare()
         except NvcfHelperError as exc:
             self.registry.undeploy(version)
             raise RegistryError(400, str(exc)) from None
         deployment.store.on_forget = self.on_forget
         self.deployments[version.version_id] = deployment
+        return deployment
+
+    async def deploy(self, version: FunctionVersion, specs: Sequence[DeploymentSpec]) -> Deployment:
+        """Deploy a version and start its instances; it is DEPLOYING until enough are healthy."""
+        deployment = self.prepare(version, specs)
         await deployment.start()
         return deployment
 

@@ -1,4 +1,4 @@
-"""The one function a local NVCF serves: its identity, definition and lifecycle status."""
+"""One instance of a deployed version: its identity, definition, lifecycle status and health."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class HealthVerdict:
 
 @dataclass
 class LocalFunction:
-    """A function version as NVCF's API describes it, with a fresh id per run.
+    """One running instance of a function version (the registry keeps the version itself).
 
     ``status`` moves INACTIVE -> DEPLOYING -> ACTIVE, or to ERROR when the
     container process exits or never becomes healthy; ``error`` says why and
@@ -176,38 +176,6 @@ class LocalFunction:
         if self.last_output:
             info["lastOutput"] = list(self.last_output)
         return info
-
-    def to_json(self) -> dict[str, Any]:
-        """The function version in the shape of NVCF's ``GET /v2/nvcf/functions``."""
-        body: dict[str, Any] = {
-            "id": self.function_id,
-            "versionId": self.version_id,
-            "ncaId": LOCAL_NCA_ID,
-            "status": self.status.value,
-            "functionType": "DEFAULT",
-            "createdAt": iso_time(self.created_at),
-            **self.spec.to_json(),
-        }
-        info = self.health_info()
-        if info is not None:
-            body["healthInfo"] = info
-        return body
-
-    def deployment_health_info(self) -> list[dict[str, Any]] | None:
-        """``healthInfo`` of the deployment, in NVCF's shape (one entry per GPU spec)."""
-        info = self.health_info()
-        if info is None:
-            return None
-        error = info["error"] + (f"; fix: {info['fix']}" if info.get("fix") else "")
-        return [
-            {
-                "icmsRequestId": self.version_id,
-                "gpu": "local",
-                "backend": "local",
-                "instanceType": "local",
-                "error": error,
-            }
-        ]
 
     def container_environment(self) -> dict[str, str]:
         """The variables NVCF gives the container: ``containerEnvironment``, then the identity.

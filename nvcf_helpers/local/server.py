@@ -273,21 +273,8 @@ class LocalServer:
 
     def _deploy_spec(self, spec: FunctionSpec) -> Deployment:
         """Register the ``--spec`` function and make its deployment (started by :meth:`start`)."""
-        cloud = self.cloud
-        version = cloud.register(spec)
-        launch = cloud.launch_for(version)
-        cloud.registry.deploy(version, [local_deployment(self.options.max_concurrency)])
-        deployment = Deployment(
-            version,
-            launch,
-            cloud.settings,
-            files=cloud.files,
-            assets=self.assets,
-            session=self.session,
-        )
-        deployment.prepare()
-        cloud.deployments[version.version_id] = deployment
-        return deployment
+        version = self.cloud.register(spec)
+        return self.cloud.prepare(version, [local_deployment(self.options.max_concurrency)])
 
     def _only(self) -> Deployment:
         if self.deployment is None:

@@ -20,10 +20,10 @@ API_KEY = "local-test-key"
 MAX_RESPONSE_BYTES = 64_000
 
 
-def contract_spec(port: int) -> dict[str, Any]:
-    """A function.json for the contract server listening on ``port``."""
+def server_spec(name: str, port: int, **fields: Any) -> dict[str, Any]:
+    """A function.json for a test server ``name`` on ``port``: ``/infer`` and ``/health``."""
     return {
-        "name": "contract-server",
+        "name": name,
         "inferenceUrl": "/infer",
         "inferencePort": port,
         "health": {
@@ -33,13 +33,22 @@ def contract_spec(port: int) -> dict[str, Any]:
             "timeout": "PT5S",
             "expectedStatusCode": 200,
         },
-        "containerImage": "local/contract-server:latest",
-        "apiBodyFormat": "CUSTOM",
-        "containerEnvironment": [
+        "containerImage": f"local/{name}:latest",
+        **fields,
+    }
+
+
+def contract_spec(port: int) -> dict[str, Any]:
+    """A function.json for the contract server listening on ``port``."""
+    return server_spec(
+        "contract-server",
+        port,
+        apiBodyFormat="CUSTOM",
+        containerEnvironment=[
             {"key": "CONTRACT_GREETING", "value": "hello"},
             {"key": "NVCF_FUNCTION_ID", "value": "not-allowed"},
         ],
-    }
+    )
 
 
 def contract_command(port: int) -> list[str]:

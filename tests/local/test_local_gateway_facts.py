@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_support import eventually
+from local_support import eventually, server_spec
 
 from nvcf_helpers import cli, names
 from nvcf_helpers.client import NvcfClient
@@ -51,19 +51,7 @@ class Reply:
 
 
 def _spec(port: int) -> dict[str, Any]:
-    return {
-        "name": "gateway-facts",
-        "inferenceUrl": "/infer",
-        "inferencePort": port,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": port,
-            "timeout": "PT5S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "local/gateway-facts:latest",
-    }
+    return server_spec("gateway-facts", port)
 
 
 @pytest.fixture(scope="module")

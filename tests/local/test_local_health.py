@@ -196,7 +196,7 @@ class TestOneCheck:
                 await until(lambda: function.status is FunctionStatus.ACTIVE)
                 container.answer("200")
                 await until(lambda: unhealthy(function))
-                return function.to_json()
+                return {"healthInfo": function.health_info()}
 
         body = asyncio.run(scenario())
         assert {method for _, method, _ in container.requests("GET")} == {"/health"}
@@ -329,7 +329,7 @@ async def _queue_scenario(
             assert not call.done()
             assert container.requests("POST") == []
             outcome["status_while_unhealthy"] = function.status.value
-            outcome["health_info"] = function.to_json()["healthInfo"]
+            outcome["health_info"] = function.health_info()
             outcome["recovered_at"] = time.time()
             container.answer("200")
             async with await call as reply:
@@ -350,7 +350,7 @@ class TestDeploymentFailures:
         async def scenario() -> dict[str, Any]:
             async with supervised(spec, container.command(), startup_timeout=2.0) as function:
                 await until(lambda: function.status is FunctionStatus.ERROR)
-                return function.to_json()["healthInfo"]
+                return function.health_info()
 
         info = asyncio.run(scenario())
         assert info["error"] == (
@@ -377,7 +377,7 @@ class TestDeploymentFailures:
         async def scenario() -> dict[str, Any]:
             async with supervised(spec, command, startup_timeout=2.0) as function:
                 await until(lambda: function.status is FunctionStatus.ERROR)
-                return function.to_json()["healthInfo"]
+                return function.health_info()
 
         info = asyncio.run(scenario())
         request = f"GET http://127.0.0.1:{container.port}/v2/health/ready"
@@ -405,7 +405,7 @@ class TestDeploymentFailures:
         async def scenario() -> dict[str, Any]:
             async with supervised(spec_for(container.port), command) as function:
                 await until(lambda: function.status is FunctionStatus.ERROR)
-                return function.to_json()["healthInfo"]
+                return function.health_info()
 
         info = asyncio.run(scenario())
         assert info["error"] == "the container process exited with status 1"
@@ -434,7 +434,7 @@ class TestDeploymentFailures:
                 await until(lambda: function.status is FunctionStatus.ACTIVE)
                 container.answer("exit:4")
                 await until(lambda: function.status is FunctionStatus.ERROR)
-                return function.to_json()["healthInfo"]
+                return function.health_info()
 
         info = asyncio.run(scenario())
         assert info["error"] == "the container process exited with status 4"
@@ -454,7 +454,7 @@ class TestDeploymentFailures:
             spec = spec_for(container.port)
             async with supervised(spec, command, startup_timeout=1.5) as function:
                 await until(lambda: function.status is FunctionStatus.ERROR)
-                return function.to_json()["healthInfo"]
+                return function.health_info()
 
         info = asyncio.run(scenario())
         request = f"GET http://127.0.0.1:{container.port}/health"

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 from bodies_server import Handler, Server, body_bytes
+from local_support import server_spec
 
 from nvcf_helpers import names
 from nvcf_helpers.local import LocalNvcf
@@ -44,19 +45,7 @@ NO_COMPATIBILITY = ((names.DISABLE_WORKER_COMPATIBILITY, "true"),)
 
 
 def _spec(port: int) -> dict[str, Any]:
-    return {
-        "name": "bodies-server",
-        "inferenceUrl": "/infer",
-        "inferencePort": port,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": port,
-            "timeout": "PT5S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "local/bodies-server:latest",
-    }
+    return server_spec("bodies-server", port)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_support import server_spec
 
 from nvcf_helpers import names
 from nvcf_helpers.local import LocalNvcf
@@ -112,19 +113,7 @@ class Caller:
 
 
 def _spec(port: int) -> dict[str, Any]:
-    return {
-        "name": "facts-server",
-        "inferenceUrl": "/infer",
-        "inferencePort": port,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": port,
-            "timeout": "PT5S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "local/facts-server:latest",
-    }
+    return server_spec("facts-server", port)
 
 
 @pytest.fixture(scope="module")
