@@ -253,3 +253,26 @@ class TestLifecycleOverHttp:
         refused = raw("POST", f"/v2/nvcf/deployments/functions/{fid}/versions/{vid}", specs)
         assert refused.status == 400
         assert "--image-command 'nvcr.io/x/y:2=COMMAND'" in refused.json()["detail"]
+
+    def test_one_of_two_instances_dies_degrading_and_still_served(self, empty: LocalNvcf) -> None:
+        """Below minInstances but not none: DEGRADING, and the other instance takes the work."""
+        raw = Raw(empty, KEY)
+        created = _ok(raw("POST", "/v2/nvcf/functions", _spec("degrading")))["function"]
+        fid, vid = created["id"], created["versionId"]
+        path = f"/v2/nvcf/deployments/functions/{fid}/versions/{vid}"
+        two = {
+            "deploymentSpecifications": [
+                {"gpu": "local", "instanceType": "local", "minInstances": 2, "maxInstances": 2}
+            ]
+        }
+        _ok(raw("POST", path, two))
+        _wait_status(raw, fid, vid, "ACTIVE")
+        crashed = raw.invoke_function(fid, {"crash": True})
+        assert crashed.status == 500
+        version = _wait_status(raw, fid, vid, "DEGRADING")
+        assert version["healthInfo"]["error"].startswith("the container process exited")
+        served = {_ok(raw.invoke_function(fid, {"n": n}))["pid"] for n in range(4)}
+        assert len(served) == 1  # the instance still running
+        states = [i["status"] for i in _ok(raw("GET", path))["deployment"]["instances"]]
+        assert sorted(states) == ["ACTIVE", "ERROR"]
+        _ok(raw("DELETE", path))
