@@ -27,7 +27,7 @@ test: lint
 
 # One line per figure: its value, its bound, met or MISSED. Servers log to build/bench-logs/.
 bench: $(STAMP)
-	@status=0; for script in helpers runtime_adapters templates local instances examples; do \
+	@status=0; for script in helpers runtime_adapters templates local instances grpc_proxy examples; do \
 		$(PY) benchmarks/$$script.py || status=1; done; exit $$status
 
 # The documentation site, into site/; strict: any warning fails the build.

@@ -30,6 +30,8 @@ TRITON_URL = re.compile(
 )
 
 _SERVER_HEALTH = ("/v2/health/ready", "/v2/health/live")
+#: The ``inferenceUrl`` that makes a gRPC function, matched as NVCF matches it: exactly.
+GRPC_URL = "/grpc"
 
 
 def json_line(text: str, dotted: str) -> int:
@@ -183,7 +185,7 @@ def _cross_checks(
     served_ports: Collection[int] | None,
 ) -> list[Finding]:
     """How the definition fits itself and the project beside it."""
-    findings = _port_agreement(path, text, spec, data)
+    findings = _port_agreement(path, text, spec, data) + _grpc_findings(path, text, spec)
     match = TRITON_URL.match(spec.inference_url)
     if match is None:
         return findings
@@ -204,6 +206,34 @@ def _cross_checks(
             )
         )
     return findings
+
+
+def _grpc_findings(path: Path, text: str, spec: FunctionSpec) -> list[Finding]:
+    """A gRPC function is marked ``/grpc`` exactly, and its health check speaks gRPC."""
+    marker = spec.inference_path
+    if marker.lower() == GRPC_URL and marker != GRPC_URL:
+        return [
+            Finding(
+                path,
+                json_line(text, "inferenceUrl"),
+                f"inferenceUrl is {spec.inference_url!r}: NVCF recognises a gRPC function only "
+                f"by {GRPC_URL!r} in lower case, and would send this one HTTP requests",
+                f"write inferenceUrl {GRPC_URL!r}",
+            )
+        ]
+    if marker == GRPC_URL and spec.health.protocol != "gRPC":
+        return [
+            Finding(
+                path,
+                json_line(text, "health.protocol"),
+                f"a gRPC function (inferenceUrl {GRPC_URL!r}) with an {spec.health.protocol} "
+                "health check: NVCF would send HTTP to a gRPC server, which never answers "
+                "healthy",
+                "set health.protocol to 'gRPC' (the standard grpc.health.v1 service; "
+                "tritonserver serves it)",
+            )
+        ]
+    return []
 
 
 def _port_agreement(path: Path, text: str, spec: FunctionSpec, data: Any) -> list[Finding]:

@@ -92,6 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to serve on (default 127.0.0.1; 0.0.0.0 exposes it to your network)",
     )
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="serve gRPC functions here, routed by the metadata function-id as NVCF does "
+        "(0 picks a free port; default: a free one when the --spec function is gRPC)",
+    )
+    parser.add_argument(
         "--api-key",
         default=os.environ.get("NVCF_LOCAL_API_KEY"),
         help="require 'Authorization: Bearer KEY' as NVCF does (env NVCF_LOCAL_API_KEY)",
@@ -218,5 +225,6 @@ def run(args: argparse.Namespace) -> int:
         result_ttl=args.result_ttl,
         result_budget_bytes=args.result_budget_bytes,
         image_commands=image_commands,
+        grpc_port=args.grpc_port,
     )
     return asyncio.run(run_gateway(options))

@@ -12,8 +12,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-import aiohttp
-
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
@@ -37,7 +35,6 @@ class LocalCloud:
     Args:
         settings: what every deployment shares (root, limits).
         assets: the account's asset store.
-        session: the HTTP session that talks to the containers.
         launches: the command (or image) that runs each ``containerImage``.
         default_launch: what runs an image that ``launches`` does not name,
             if anything (the ``--spec`` function's command).
@@ -48,13 +45,11 @@ class LocalCloud:
         settings: DeploymentSettings,
         *,
         assets: AssetStore,
-        session: aiohttp.ClientSession,
         launches: Mapping[str, Launch] | None = None,
         default_launch: Launch | None = None,
     ) -> None:
         self.settings = settings
         self.assets = assets
-        self.session = session
         self.launches = dict(launches or {})
         self.default_launch = default_launch
         self.registry = Registry()
@@ -105,7 +100,6 @@ class LocalCloud:
             self.settings,
             files=self.files,
             assets=self.assets,
-            session=self.session,
         )
         try:
             deployment.prepare()

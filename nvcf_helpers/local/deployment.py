@@ -76,6 +76,17 @@ class Instance:
     worker: Worker
 
 
+def container_session() -> aiohttp.ClientSession:
+    """An HTTP session to containers: no pool limit, no timeout, nothing added to requests."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=False),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        # Forward only what the caller sent; aiohttp would add its own Accept-Encoding.
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+    )
+
+
 class Deployment:
     """The instances, workers and queue of one deployed version."""
 
@@ -87,14 +98,15 @@ class Deployment:
         *,
         files: WorkerFiles,
         assets: AssetStore,
-        session: aiohttp.ClientSession,
     ) -> None:
         self.version = version
         self.launch = launch
         self.settings = settings
         self.files = files
         self.assets = assets
-        self.session = session
+        # Its own connections: closing them lets its containers stop at once (servers
+        # such as Triton wait out their exit timeout for idle keep-alive connections).
+        self.session = container_session()
         self.store = InvocationStore(
             capacity=1,
             queue_size=settings.queue_size,
@@ -287,8 +299,8 @@ class Deployment:
         for instance in self.instances:
             instance.supervisor.detach()
 
-    async def close_workers(self) -> None:
-        """Stop following the instances; cancel the workers' calls still running."""
+    async def release(self) -> None:
+        """Stop following the instances, cancel the calls still running, close connections."""
         self._stopping = True
         if self._follower is not None:
             self._follower.cancel()
@@ -296,11 +308,12 @@ class Deployment:
                 await self._follower
         for instance in self.instances:
             await instance.worker.close()
+        await self.session.close()
 
     async def stop(self, grace: float) -> None:
         """Stop every instance: workers first (their calls close), then the containers."""
         self.detach()
-        await self.close_workers()
+        await self.release()
         await asyncio.gather(*(self._stop_instance(instance, grace) for instance in self.instances))
         await self.store.close()
         await self.dismiss_guards()

@@ -84,7 +84,7 @@ class Probe:
 def describe(check: HealthCheck) -> str:
     """The request a check makes, in words: ``GET http://127.0.0.1:8000/v2/health/ready``."""
     if check.protocol == "gRPC":
-        return f"gRPC health check on 127.0.0.1:{check.port}"
+        return f"grpc.health.v1.Health/Check on 127.0.0.1:{check.port}"
     return f"GET http://127.0.0.1:{check.port}{check.uri}"
 
 
@@ -95,7 +95,7 @@ async def check_health(
     request = describe(check)
     seen_404: list[float] = []
     attempts = (
-        _connect(check, request)
+        _grpc_health(check, request)
         if check.protocol == "gRPC"
         else _get_until_not_404(check, request, session, timing, seen_404)
     )
@@ -134,6 +134,30 @@ async def _get_until_not_404(
             return Probe(request, "not_found", f"404 for {elapsed:.0f} s", 404)
         await asyncio.sleep(wait)
         wait *= timing.backoff_factor
+
+
+async def _grpc_health(check: HealthCheck, request: str) -> Probe:
+    """The standard ``grpc.health.v1.Health/Check``, as NVCF's worker asks it (insecure)."""
+    try:
+        import grpc
+        from grpc import aio
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    except ImportError:  # pragma: no cover - the local extra installs both
+        return await _connect(check, request)
+    async with aio.insecure_channel(f"127.0.0.1:{check.port}") as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=check.timeout_seconds
+            )
+        except aio.AioRpcError as exc:
+            details = exc.details() or ""
+            if exc.code() is grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
+                return Probe(request, "refused", "connection refused")
+            return Probe(request, "error", f"{exc.code().name}: {details}")
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+        return Probe(request, "healthy", status)
+    return Probe(request, "status", status)
 
 
 async def _connect(check: HealthCheck, request: str) -> Probe:

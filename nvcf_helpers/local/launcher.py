@@ -223,6 +223,8 @@ class LocalNvcf:
         self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.process: subprocess.Popen[bytes] | None = None
         self.base_url = ""
+        #: What the local NVCF wrote once its API listened: baseUrl, ids, pid, root, grpcPort.
+        self.info: dict[str, Any] | None = None
         self.function_id = ""
         self.version_id = ""
         #: The local NVCF's temporary root (request directories, results), once it runs.
@@ -314,6 +316,7 @@ class LocalNvcf:
                 raise LocalNvcfError("nvcf-helpers local did not start its API within 60 s")
             time.sleep(0.02)
         info = json.loads(info_path.read_text(encoding="utf-8"))
+        self.info = info
         self.base_url = info["baseUrl"]
         self.function_id = info.get("functionId", "")
         self.version_id = info.get("versionId", "")

@@ -23,7 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 from aiohttp import http_exceptions, web
 
 from nvcf_helpers import names
@@ -33,6 +32,7 @@ from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.cloud import LocalCloud
 from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
 from nvcf_helpers.local.function import LocalFunction
+from nvcf_helpers.local.grpc_proxy import GrpcProxy
 from nvcf_helpers.local.registry import FunctionVersion
 from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES, InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
@@ -53,6 +53,8 @@ logger = logging.getLogger("nvcf_helpers.local")
 
 #: Start of the line that announces the API's base URL (stable, for scripts to parse).
 API_LINE_PREFIX = "NVCF local API: "
+#: Start of the line that announces the gRPC endpoint, when there is one.
+GRPC_LINE_PREFIX = "NVCF local gRPC: "
 #: How long running requests may still finish once a stop was asked for.
 REQUEST_GRACE_SECONDS = 3.0
 #: A stop ends within this many seconds (``docker stop`` gives 10), container included.
@@ -82,6 +84,8 @@ class ServeOptions:
     result_budget_bytes: int = DEFAULT_RESULT_BUDGET_BYTES
     #: ``(image, command)``: what runs each other ``containerImage`` (``--image-command``).
     image_commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Port of the gRPC endpoint (0: a free one); ``None``: only for a ``--spec`` gRPC function.
+    grpc_port: int | None = None
 
 
 def _banner(
@@ -149,16 +153,6 @@ def _check_ports_free(spec: FunctionSpec) -> None:
                     "health check would reach that program instead of the new container: "
                     "stop it (an earlier run?) or change inferencePort/health.port"
                 )
-
-
-def _client_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, force_close=False),
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=False,
-        # Forward only what the caller sent; aiohttp would add its own Accept-Encoding.
-        skip_auto_headers=("Accept-Encoding", "User-Agent"),
-    )
 
 
 def _request_error(status: int, exc: BaseException | None) -> tuple[int, str]:
@@ -237,7 +231,6 @@ class LocalServer:
         os.chmod(self.root, 0o755)  # noqa: S103 - the container may run as another user
         (self.root / "assets").mkdir(mode=0o700)
         self.assets = AssetStore(self.root / "assets")
-        self.session = _client_session()
         settings = DeploymentSettings(
             root=self.root,
             startup_timeout=options.startup_timeout,
@@ -250,7 +243,6 @@ class LocalServer:
         self.cloud = LocalCloud(
             settings,
             assets=self.assets,
-            session=self.session,
             launches={image: Launch(tuple(command)) for image, command in options.image_commands},
             default_launch=default if options.command or options.image else None,
         )
@@ -270,6 +262,7 @@ class LocalServer:
             max_headers=_MAX_REQUEST_HEADERS,
         )
         self._api_closed = False
+        self.grpc: GrpcProxy | None = None
 
     def _deploy_spec(self, spec: FunctionSpec) -> Deployment:
         """Register the ``--spec`` function and make its deployment (started by :meth:`start`)."""
@@ -335,7 +328,25 @@ class LocalServer:
                 "" if options.api_key else "; consider --api-key",
             )
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        await self._listen_grpc()
         return f"http://{shown_host}:{port}"
+
+    async def _listen_grpc(self) -> None:
+        """Serve gRPC when asked (``--grpc-port``), or when the ``--spec`` function is gRPC."""
+        options = self.options
+        port = options.grpc_port
+        if port is None and options.spec is not None and options.spec.inference_path == "/grpc":
+            port = 0
+        if port is None:
+            return
+        self.grpc = GrpcProxy(self.cloud, options.api_key)
+        try:
+            await self.grpc.start(options.host, port)
+        except (OSError, RuntimeError) as exc:
+            raise NvcfHelperError(
+                f"cannot serve gRPC on {options.host}:{port} ({exc}): pick another port with "
+                "--grpc-port, or --grpc-port 0 for any free one"
+            ) from None
 
     async def start(self) -> None:
         """Start the ``--spec`` function's container, and follow every deployment."""
@@ -351,11 +362,10 @@ class LocalServer:
                 deployment.detach()
             await self.api.shutdown(REQUEST_GRACE_SECONDS)
             await self._close_api()  # the answers above go out; connections close
+            if self.grpc is not None:
+                await self.grpc.stop()
             for deployment in self.cloud:
-                await deployment.close_workers()
-            # Idle keep-alive connections would make servers such as Triton wait out their
-            # exit timeout (30 s) after SIGTERM: close them before stopping the containers.
-            await self.session.close()
+                await deployment.release()
             grace = min(self.options.stop_grace, max(1.0, deadline - loop.time()))
             await self.cloud.close(grace)
         finally:
@@ -396,12 +406,16 @@ async def run_gateway(options: ServeOptions, stop: asyncio.Event | None = None) 
             "pid": os.getpid(),
             "root": str(server.root),
         }
+        if server.grpc is not None:
+            info["grpcPort"] = server.grpc.port
         if server.deployment is not None:
             version = server.version
             print(_banner(options, base_url, version, server.command), flush=True)
             info.update(functionId=version.function_id, versionId=version.version_id)
         else:
             print(_empty_banner(options, base_url), flush=True)
+        if server.grpc is not None:
+            print(f"{GRPC_LINE_PREFIX}127.0.0.1:{server.grpc.port}", flush=True)
         if options.info_file is not None:
             _write_info(options.info_file, info)
         await server.start()
