@@ -74,8 +74,9 @@ class MissingContextError(NvcfHelperError, LookupError):
         self.header = header
         super().__init__(
             f"header {header} is missing, so {needed_for} is not possible: NVCF's worker "
-            f"sends it with every request; when testing locally, send {header} yourself "
-            "or run the function under `nvcf-helpers local`"
+            "sends it with every request to a container function (a Helm function's service "
+            f"gets no asset directory); when testing locally, send {header} yourself or run "
+            "the function under `nvcf-helpers local`"
         )
 
 

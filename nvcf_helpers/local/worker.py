@@ -100,6 +100,16 @@ _NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "host", "content-length", "expe
 # Container response headers that the API answers with its own values.
 _NOT_RELAYED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REGION = names.INVOCATION_REGION.lower()
+#: Why a Helm function's files in the output directory may not reach callers on NVCF.
+HELM_OUTPUTS_WARNING = (
+    "a Helm function left files in its output directory (progress or large outputs): "
+    "NVCF's documentation says Helm functions do not support them, so callers may not get "
+    "them there: return the answer in the body"
+)
+HELM_ASSETS_WARNING = (
+    "a Helm function got input asset references: its service gets no "
+    f"{names.ASSET_DIR} on NVCF, so it cannot read them: send the data in the body"
+)
 _EVENT_STREAM = "text/event-stream"
 _EXIT_NOTICE_SECONDS = 2.0
 _HTTP_TOKEN = frozenset(
@@ -373,6 +383,9 @@ class Worker:
         self._closing = False
         spec = function.spec
         self.url = f"http://127.0.0.1:{spec.inference_port}{spec.inference_path}"
+        #: A Helm function: its service gets no asset directory, and NVCF's docs give it
+        #: no progress or large outputs (the worker itself does not tell them apart).
+        self.helm = spec.kind == "helm"
         # The worker's headers that are the same on every request, in NVCF's order.
         self._function_headers = (
             (names.SUBJECT, f"local.{function.function_id}"),
@@ -475,6 +488,7 @@ class Worker:
                 await asyncio.to_thread(self.assets.copy_into, list(forward.asset_ids), asset_dir)
             headers = self._headers(invocation, forward, asset_dir, output_dir)
             compatible = compatibility_mode(headers)
+            early = [HELM_ASSETS_WARNING] if self.helm and forward.asset_ids else []
             if not compatible:
                 reply = await self._exchange(invocation, forward, headers, compatible=False)
                 if isinstance(reply, Result):
@@ -484,7 +498,7 @@ class Worker:
             try:
                 reply = await self._exchange(invocation, forward, headers, compatible=True)
             finally:
-                warnings = self.progress.unwatch(invocation)
+                warnings = (*early, *self.progress.unwatch(invocation))
             if isinstance(reply, Result):
                 return _with_warnings(reply, warnings)
             try:
@@ -590,7 +604,8 @@ class Worker:
         worker = (
             (names.REQUEST_ID, invocation.request_id),
             *self._function_headers,
-            (names.ASSET_DIR, str(asset_dir)),
+            # A Helm function's pods do not share the worker's asset volume.
+            *(() if self.helm else ((names.ASSET_DIR, str(asset_dir)),)),
             (names.LARGE_OUTPUT_DIR, str(output_dir)),
             *self._instance_headers,
         )
@@ -622,6 +637,8 @@ class Worker:
         # A scandir of the top level answers "nothing left" on the loop; walks go to a thread.
         if not over and not has_entries(output_dir):
             return _with_warnings(_inline(reply), warnings)
+        if self.helm:
+            warnings.append(HELM_OUTPUTS_WARNING)
         token = secrets.token_urlsafe(24)
         zip_path = self.zip_root / f"{token}.zip"
         try:

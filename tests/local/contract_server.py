@@ -132,7 +132,10 @@ class Handler(BaseHTTPRequestHandler):
                 "env": {
                     k: v for k, v in os.environ.items() if k.startswith(("NVCF_", "CONTRACT_"))
                 },
-                "assets": {a: read_asset(ctx, a).decode() for a in list_assets(ctx)},
+                # A Helm function's service gets no asset directory.
+                "assets": {a: read_asset(ctx, a).decode() for a in list_assets(ctx)}
+                if ctx.asset_dir is not None
+                else None,
                 "pid": os.getpid(),
                 "input": request,
             }
