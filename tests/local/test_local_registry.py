@@ -276,3 +276,39 @@ class TestLifecycleOverHttp:
         states = [i["status"] for i in _ok(raw("GET", path))["deployment"]["instances"]]
         assert sorted(states) == ["ACTIVE", "ERROR"]
         _ok(raw("DELETE", path))
+
+
+def test_with_docker_each_instance_is_its_own_container(tmp_path: Any) -> None:
+    """--image: one docker run per instance, each with its own name and published ports."""
+    import asyncio
+
+    from nvcf_helpers.local.asset_store import AssetStore
+    from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
+    from nvcf_helpers.local.worker import WorkerFiles
+
+    async def commands() -> list[list[str]]:
+        registry = Registry()
+        version = registry.create_function(parse_spec(_spec()))
+        registry.deploy(version, [_deployment(2, 2)])
+        settings = DeploymentSettings(tmp_path, 10.0, 5 << 20, 100, 60.0, 1 << 20)
+        (tmp_path / "assets").mkdir()
+        deployment = Deployment(
+            version,
+            Launch(image="nvcr.io/org/echo:1"),
+            settings,
+            files=WorkerFiles.under(tmp_path),
+            assets=AssetStore(tmp_path / "assets"),
+        )
+        deployment.prepare()
+        try:
+            return [instance.supervisor.command for instance in deployment.instances]
+        finally:
+            await deployment.session.close()
+
+    first, second = asyncio.run(commands())
+    assert first[:3] == second[:3] == ["docker", "run", "--rm"]
+    names_given = [command[command.index("--name") + 1] for command in (first, second)]
+    assert names_given[0].endswith("-0")
+    assert names_given[1].endswith("-1")
+    published = [command[command.index("--publish") + 1] for command in (first, second)]
+    assert published[0] != published[1]
