@@ -2,8 +2,8 @@
 
 One line per problem (``file:line: what is wrong; how to fix it``); exit 0
 when clean, 1 on findings, 2 on a usage error. One module per kind of file:
-``model_config``, ``dockerfile``, ``function_spec``. The manual is the docs
-site's CLI reference.
+``model_config``, ``dockerfile``, ``function_spec``, ``helm`` (a Helm chart).
+The manual is the docs site's CLI reference.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from nvcf_helpers.check.dockerfile import check_dockerfile, is_dockerfile, served_http_ports
 from nvcf_helpers.check.finding import Finding
 from nvcf_helpers.check.function_spec import check_function_spec
+from nvcf_helpers.check.helm import CHART_FILE, chart_specs, check_chart, check_helm_definition
 from nvcf_helpers.check.model_config import CONFIG_FILE, check_model_directory
 from nvcf_helpers.errors import InvalidInputError
 
@@ -50,22 +51,30 @@ class Targets:
     model_directories: list[Path] = field(default_factory=list)
     dockerfiles: list[Path] = field(default_factory=list)
     function_specs: list[Path] = field(default_factory=list)
+    charts: list[Path] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.model_directories) + len(self.dockerfiles) + len(self.function_specs)
+        return (
+            len(self.model_directories)
+            + len(self.dockerfiles)
+            + len(self.function_specs)
+            + len(self.charts)
+        )
 
 
 def _add_file(path: Path, targets: Targets, explicit: bool) -> None:
     if path.name == CONFIG_FILE:
         targets.model_directories.append(path.parent)
+    elif path.name == CHART_FILE:
+        targets.charts.append(path.parent)
     elif is_dockerfile(path):
         targets.dockerfiles.append(path)
     elif path.suffix == ".json" and (explicit or path.name.endswith("function.json")):
         targets.function_specs.append(path)
     elif explicit:
         raise CheckUsageError(
-            f"{path} is not a config.pbtxt, Dockerfile or function.json; "
-            "give one of those, a model repository or a project directory"
+            f"{path} is not a config.pbtxt, Dockerfile or function.json (nor a Chart.yaml); "
+            "give one of those, a model repository, a Helm chart or a project directory"
         )
 
 
@@ -74,8 +83,9 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Targets:
 
     A file is checked by its name; a directory holding ``config.pbtxt`` is a
     model; any other directory is searched (hidden directories and virtual
-    environments skipped) for model directories, Dockerfiles and
-    ``function.json`` files.
+    environments skipped) for model directories, Dockerfiles,
+    ``function.json`` files and Helm charts (a directory holding ``Chart.yaml``,
+    checked with the helm function definitions in it or beside it).
 
     Raises:
         CheckUsageError: a path does not exist or holds nothing to check.
@@ -100,6 +110,8 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Targets:
                     targets.model_directories.append(root_path)
                     directories.clear()  # version directories hold code, not more models
                     continue
+                if CHART_FILE in files:
+                    directories.clear()  # templates and subcharts are the chart's own
                 directories[:] = sorted(
                     d
                     for d in directories
@@ -111,9 +123,20 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> Targets:
         if len(targets) == before:
             raise CheckUsageError(
                 f"found nothing to check in {path}: expected a model repository "
-                "(<model>/config.pbtxt), a Dockerfile or a function.json"
+                "(<model>/config.pbtxt), a Dockerfile, a function.json or a Helm chart"
             )
+    _add_chart_specs(targets)
     return targets
+
+
+def _add_chart_specs(targets: Targets) -> None:
+    """Add the definitions that deploy each chart: a chart is checked with them."""
+    known = {spec.resolve() for spec in targets.function_specs}
+    for chart in targets.charts:
+        for spec in chart_specs(chart):
+            if spec.resolve() not in known:
+                known.add(spec.resolve())
+                targets.function_specs.append(spec)
 
 
 def _models_beside(spec_path: Path, targets: Targets) -> set[str]:
@@ -167,6 +190,9 @@ def check_paths(
             served_ports=ports or None,
         )
         findings.extend(spec_findings)
+        findings.extend(check_helm_definition(spec_path))
+    for chart in targets.charts:
+        findings.extend(check_chart(chart, chart_specs(chart)))
     return sorted(set(findings), key=lambda f: (str(f.path), f.line, f.problem)), len(targets)
 
 
@@ -176,8 +202,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="a model repository or model directory, a generated project, a Dockerfile "
-        "or a function.json",
+        help="a model repository or model directory, a generated project, a Dockerfile, "
+        "a function.json or a Helm chart",
     )
     parser.add_argument(
         "--no-hadolint",
