@@ -22,12 +22,21 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check nvcf_helpers tests benchmarks
 	$(PY) -m mypy
 
+# The browser tests drive Debian's Chromium and its driver: installed here when missing
+# (as root, with apt); elsewhere those tests say how to install them, and fail under CI=true.
 test: lint
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } || \
+		echo "could not install chromium and chromium-driver: the browser tests will say so"; \
+	fi
 	$(PY) -m pytest
 
 # One line per figure: its value, its bound, met or MISSED. Servers log to build/bench-logs/.
 bench: $(STAMP)
-	@status=0; for script in helpers runtime_adapters templates local instances grpc_proxy examples; do \
+	@status=0; for script in helpers runtime_adapters templates fastapi_template local observability instances grpc_proxy examples; do \
 		$(PY) benchmarks/$$script.py || status=1; done; exit $$status
 
 # The documentation site, into site/; strict: any warning fails the build.

@@ -27,11 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "invoke": ("nvcf_helpers.client.invoke", "invoke a function and wait for its result"),
     "function": ("nvcf_helpers.client.function", "register, list, show and remove functions"),
     "deploy": ("nvcf_helpers.client.deploy", "deploy, show, scale and undeploy functions"),
+    "logs": ("nvcf_helpers.client.logs", "print the container logs a local NVCF kept"),
 }
 
 # Optional extra that provides each third-party module a command may need.
 _EXTRA_FOR_MODULE = {
     "aiohttp": "local",
+    "prometheus_client": "local",
     "cookiecutter": "templates",
     "google": "triton",
     "tritonclient": "triton",

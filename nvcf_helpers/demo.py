@@ -315,6 +315,7 @@ def running(project: Path, log_path: Path, pytriton_home: Path) -> Iterator[Loca
     nvcf.start()  # on failure it stops what it started and raises LocalNvcfError
     _say(f"    function {nvcf.function_id} is ACTIVE at {nvcf.base_url}")
     _say(f"    (started and healthy in {time.monotonic() - started:.1f} s)")
+    _say(f"    dashboard: {nvcf.base_url}/")
     try:
         yield nvcf
     finally:

@@ -590,6 +590,65 @@ class NvcfClient:
         """Delete an asset (``DELETE /v2/nvcf/assets/{assetId}``)."""
         self._api("DELETE", f"/v2/nvcf/assets/{urllib.parse.quote(asset_id)}")
 
+    # -- the local NVCF's logs -------------------------------------------------------------------
+
+    def logs(
+        self,
+        function_id: str | None = None,
+        *,
+        version_id: str | None = None,
+        request_id: str | None = None,
+        level: str | None = None,
+        since: str | float | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Container log lines kept by ``nvcf-helpers local`` (``GET /_local/logs``).
+
+        NVCF itself shows logs in its web UI, not through this API.
+
+        Args:
+            function_id: only this function's lines.
+            version_id: only this version's.
+            request_id: only the lines written for this request (``[reqid=...]``).
+            level: only lines of this level or above (``DEBUG`` ... ``CRITICAL``).
+            since: only lines since this time: seconds ago, or an ISO 8601 time.
+            after: only lines after this cursor (the ``next`` of an earlier answer).
+            limit: at most this many lines (the API's default: 1000).
+
+        Returns:
+            ``{"lines": [...], "next": cursor}``; each line has ``id``, ``time``,
+            ``functionId``, ``versionId``, ``instance``, ``level``, ``inference``,
+            ``requestId``, ``message`` and ``text`` (the line as written).
+
+        Raises:
+            NvcfClientError: the API keeps no logs (it is not a local NVCF), or refused.
+        """
+        fields = {
+            "functionId": function_id,
+            "versionId": version_id,
+            "requestId": request_id,
+            "level": level,
+            "since": since,
+            "after": after,
+            "limit": limit,
+        }
+        query = urllib.parse.urlencode({k: str(v) for k, v in fields.items() if v is not None})
+        try:
+            reply = self._api("GET", "/_local/logs" + (f"?{query}" if query else ""))
+        except NvcfApiError as exc:
+            if exc.status not in (404, 405):
+                raise
+            raise NvcfClientError(
+                f"{self.base_url} keeps no container logs (GET /_local/logs answered "
+                f"{exc.status}): only nvcf-helpers local does; on NVCF, read them in the "
+                "function's Logs tab"
+            ) from None
+        document = _json(reply)
+        if not isinstance(document.get("lines"), list):
+            raise NvcfClientError(f"{reply.url} answered without a 'lines' list")
+        return document
+
     # -- invocation -----------------------------------------------------------------------------
 
     def invoke(

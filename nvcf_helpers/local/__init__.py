@@ -18,6 +18,7 @@ from nvcf_helpers import names
 from nvcf_helpers.client.arguments import positive_seconds, whole_number
 from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.launcher import LocalNvcf, LocalNvcfError
+from nvcf_helpers.local.logs import DEFAULT_LOG_BUDGET_BYTES
 from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES
 from nvcf_helpers.names import DEFAULT_MAX_RESPONSE_BYTES
 from nvcf_helpers.spec import load_spec
@@ -55,6 +56,15 @@ def _add_result_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="bytes of uncollected results kept (large bodies wait on disk); past it the "
         f"oldest are dropped (default {DEFAULT_RESULT_BUDGET_BYTES})",
+    )
+    parser.add_argument(
+        "--log-budget-bytes",
+        type=_positive_int,
+        default=DEFAULT_LOG_BUDGET_BYTES,
+        metavar="BYTES",
+        help="about the bytes of memory the containers' log lines may take (GET /_local/logs, "
+        "nvcf-helpers logs); past it, or after NVCF's 48 hours, the oldest go "
+        f"(default {DEFAULT_LOG_BUDGET_BYTES})",
     )
 
 
@@ -224,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         result_ttl=args.result_ttl,
         result_budget_bytes=args.result_budget_bytes,
+        log_budget_bytes=args.log_budget_bytes,
         image_commands=image_commands,
         grpc_port=args.grpc_port,
     )

@@ -5,8 +5,11 @@ Routes follow NVCF's API: function and version reads, deployments, invocation
 ``function-id`` header on any path). Two routes under ``/_local/`` stand in
 for the pre-signed S3 URLs NVCF hands out (asset uploads and large-result
 downloads); like those, they need no API key, only the unguessable token in
-their path. Gateway errors are RFC 9457 problem details with ``title``,
-``status`` and ``detail``, as NVCF's gateway writes them.
+their path. What the local NVCF shows of itself (``/metrics``, ``/_local/state``,
+``/_local/series``, ``/_local/logs`` and the dashboard at ``/``) takes the key
+as a bearer header or as the dashboard's cookie. Gateway errors are RFC 9457
+problem details with ``title``, ``status`` and ``detail``, as NVCF's gateway
+writes them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from nvcf_helpers.local.asset_routes import AssetRoutes
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.cloud import LocalCloud
 from nvcf_helpers.local.direct_routes import DirectRoutes
-from nvcf_helpers.local.function_routes import FunctionRoutes
 from nvcf_helpers.local.gateway_http import (
     MAX_POLL_SECONDS,
     direct_route,
@@ -29,6 +31,7 @@ from nvcf_helpers.local.gateway_http import (
     poll_seconds,
 )
 from nvcf_helpers.local.invocation_routes import MAX_BODY_BYTES
+from nvcf_helpers.local.observe_routes import ObserveRoutes
 from nvcf_helpers.local.problems import ApiError, gateway_problem, problem
 from nvcf_helpers.local.shutdown import Housekeeping
 
@@ -46,13 +49,17 @@ logger = logging.getLogger("nvcf_helpers.local")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: Paths that show the local NVCF's data: with --api-key, the key as a header or a cookie.
+KEYED_PATHS = frozenset({"/metrics", "/_local/state", "/_local/series", "/_local/logs"})
 
-class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
+
+class LocalApi(DirectRoutes, ObserveRoutes, AssetRoutes, Housekeeping):
     """The handlers, bound to one function, its worker and its stores.
 
     Each group of routes lives in its own module (invocation, direct calls,
-    functions and queues, assets, shutdown); this class adds the middleware
-    every route passes through, and the routing table.
+    functions and queues, what the local NVCF shows of itself, assets,
+    shutdown); this class adds the middleware every route passes through, and
+    the routing table.
     """
 
     def __init__(self, cloud: LocalCloud, assets: AssetStore, api_key: str | None) -> None:
@@ -66,6 +73,14 @@ class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
             route = direct_route(request)
             if route is not None or request.path.startswith("/v2/nvcf/"):
                 self._authorise(request)
+            elif request.path in KEYED_PATHS and not self.key_accepted(request):
+                raise ApiError(
+                    401,
+                    f"{request.path} needs the API key nvcf-helpers local was started with "
+                    "(--api-key): send 'Authorization: Bearer <key>', or log in on the "
+                    "dashboard at / (it keeps the key in a cookie)",
+                    {"WWW-Authenticate": "Bearer"},
+                )
             refusal = header_problem(request)
             if refusal is not None:
                 raise ApiError(400, refusal)
@@ -147,7 +162,18 @@ class LocalApi(DirectRoutes, FunctionRoutes, AssetRoutes, Housekeeping):
         app.router.add_delete("/v2/nvcf/assets/{asset_id}", self.delete_asset)
         app.router.add_put("/_local/uploads/{asset_id}/{token}", self.upload)
         app.router.add_get("/_local/results/{token}", self.download)
+        self._observe_routes(app)
         return app
+
+    def _observe_routes(self, app: web.Application) -> None:
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/_local/state", self.state)
+        app.router.add_get("/_local/series", self.series)
+        app.router.add_get("/_local/logs", self.logs)
+        app.router.add_post("/_local/login", self.login)
+        app.router.add_post("/_local/logout", self.logout)
+        app.router.add_get("/", self.dashboard)
+        app.router.add_get("/_local/dashboard/{name:.+}", self.dashboard_file)
 
 
 def build_app(cloud: LocalCloud, assets: AssetStore, api_key: str | None) -> web.Application:

@@ -16,6 +16,8 @@ from nvcf_helpers.errors import NvcfHelperError
 from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
 from nvcf_helpers.local.function import FunctionStatus
+from nvcf_helpers.local.logs import LogStore
+from nvcf_helpers.local.metrics import Metrics, VersionState
 from nvcf_helpers.local.registry import FunctionVersion, Registry, RegistryError
 from nvcf_helpers.local.store import Invocation
 from nvcf_helpers.local.worker import WorkerFiles
@@ -57,6 +59,10 @@ class LocalCloud:
         self.deployments: dict[str, Deployment] = {}
         #: Called with each invocation a deployment's store forgets undelivered.
         self.on_forget: Callable[[Invocation], None] | None = None
+        #: Every instance's output lines.
+        self.logs = LogStore(settings.log_budget_bytes)
+        #: The metrics of every version, the recent invocations and the series.
+        self.metrics = Metrics(self.states)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -100,6 +106,8 @@ class LocalCloud:
             self.settings,
             files=self.files,
             assets=self.assets,
+            metrics=self.metrics.version(version.function_id, version.version_id),
+            logs=self.logs,
         )
         try:
             deployment.prepare()
@@ -192,6 +200,25 @@ class LocalCloud:
 
     def __iter__(self) -> Iterator[Deployment]:
         return iter(list(self.deployments.values()))
+
+    def states(self) -> Iterator[VersionState]:
+        """Each deployed version's gauges: instances, queue, requests in flight."""
+        for deployment in self:
+            version = deployment.version
+            specs = version.deployment or ()
+            store = deployment.store
+            yield VersionState(
+                version.function_id,
+                version.version_id,
+                instances=sum(
+                    instance.state.status is FunctionStatus.ACTIVE
+                    for instance in deployment.instances
+                ),
+                min_instances=version.min_instances,
+                max_instances=sum(spec.max_instances for spec in specs),
+                queue_depth=len(store.queued()),
+                in_flight=len(store.running),
+            )
 
     def active(self) -> bool:
         """Whether any version runs."""

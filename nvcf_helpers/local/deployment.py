@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +26,8 @@ from nvcf_helpers.local.asset_store import AssetStore
 from nvcf_helpers.local.docker import docker_command, docker_remove_command
 from nvcf_helpers.local.function import FunctionStatus, LocalFunction
 from nvcf_helpers.local.launcher import start_guard
+from nvcf_helpers.local.logs import DEFAULT_LOG_BUDGET_BYTES, LogStore
+from nvcf_helpers.local.metrics import VersionMetrics
 from nvcf_helpers.local.registry import FunctionVersion
 from nvcf_helpers.local.store import Invocation, InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
@@ -64,6 +67,8 @@ class DeploymentSettings:
     queue_size: int
     result_ttl: float
     result_budget_bytes: int
+    #: Bytes of the containers' log lines kept (``--log-budget-bytes``).
+    log_budget_bytes: int = DEFAULT_LOG_BUDGET_BYTES
 
 
 @dataclass
@@ -98,6 +103,8 @@ class Deployment:
         *,
         files: WorkerFiles,
         assets: AssetStore,
+        metrics: VersionMetrics | None = None,
+        logs: LogStore | None = None,
     ) -> None:
         self.version = version
         self.launch = launch
@@ -115,6 +122,11 @@ class Deployment:
             result_budget=settings.result_budget_bytes,
         )
         self.store.may_dispatch = self.taking_work
+        self.metrics = metrics
+        self.logs = logs
+        if metrics is not None:
+            self.store.on_enqueue = metrics.enqueued
+            self.store.on_reject = metrics.rejected
         self.instances: list[Instance] = []
         self._follower: asyncio.Task[None] | None = None
         self._stopping = False
@@ -212,7 +224,14 @@ class Deployment:
             max_concurrency=self.version.max_request_concurrency,
             max_response_bytes=self.settings.max_response_bytes,
             files=self.files,
+            metrics=self.metrics,
         )
+        on_line = None
+        if self.logs is not None:
+            version = self.version
+            on_line = functools.partial(
+                self.logs.add, version.function_id, version.version_id, index
+            )
         supervisor = Supervisor(
             state,
             command,
@@ -221,6 +240,7 @@ class Deployment:
             environment=state.container_environment(),
             on_exit=worker.container_exited,
             cleanup_command=cleanup,
+            on_output_line=on_line,
         )
         instance = Instance(index, state, supervisor, worker)
         self.instances.append(instance)

@@ -33,6 +33,7 @@ from nvcf_helpers.local.cloud import LocalCloud
 from nvcf_helpers.local.deployment import Deployment, DeploymentSettings, Launch
 from nvcf_helpers.local.function import LocalFunction
 from nvcf_helpers.local.grpc_proxy import GrpcProxy
+from nvcf_helpers.local.logs import DEFAULT_LOG_BUDGET_BYTES
 from nvcf_helpers.local.registry import FunctionVersion
 from nvcf_helpers.local.store import DEFAULT_RESULT_BUDGET_BYTES, InvocationStore
 from nvcf_helpers.local.supervisor import Supervisor
@@ -82,6 +83,8 @@ class ServeOptions:
     queue_size: int = names.DEFAULT_QUEUE_SIZE
     result_ttl: float = names.REQUEST_MAPPING_MAX_AGE_SECONDS
     result_budget_bytes: int = DEFAULT_RESULT_BUDGET_BYTES
+    #: Bytes of the containers' log lines kept (``--log-budget-bytes``).
+    log_budget_bytes: int = DEFAULT_LOG_BUDGET_BYTES
     #: ``(image, command)``: what runs each other ``containerImage`` (``--image-command``).
     image_commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Port of the gRPC endpoint (0: a free one); ``None``: only for a ``--spec`` gRPC function.
@@ -238,6 +241,7 @@ class LocalServer:
             queue_size=options.queue_size,
             result_ttl=options.result_ttl,
             result_budget_bytes=options.result_budget_bytes,
+            log_budget_bytes=options.log_budget_bytes,
         )
         default = Launch(tuple(options.command), options.image)
         self.cloud = LocalCloud(

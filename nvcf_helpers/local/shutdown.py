@@ -1,4 +1,4 @@
-"""Shutdown (every caller gets a final answer) and housekeeping (expiry, health)."""
+"""Shutdown (every caller gets a final answer) and housekeeping (expiry, health, series)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from aiohttp import web
 
 from nvcf_helpers.local.api_base import ApiBase
+from nvcf_helpers.local.metrics import SAMPLE_SECONDS
 from nvcf_helpers.local.problems import stopping_result
 from nvcf_helpers.local.store import Invocation
 
@@ -54,6 +55,7 @@ class Housekeeping(ApiBase):
         self._housekeeping = [
             asyncio.create_task(self._sweep_forever()),
             asyncio.create_task(self._follow_health()),
+            asyncio.create_task(self._sample_forever()),
         ]
 
     async def _stop_sweeper(self, app: web.Application) -> None:
@@ -70,6 +72,15 @@ class Housekeeping(ApiBase):
             for deployment in self.cloud:
                 if deployment.store.queued():
                     deployment.store.poke()
+
+    async def _sample_forever(self) -> None:
+        """Every version's point of its series, every :data:`SAMPLE_SECONDS`."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            self.cloud.metrics.sample()
+            next_at = max(next_at + SAMPLE_SECONDS, loop.time())
+            await asyncio.sleep(next_at - loop.time())
 
     async def _sweep_forever(self) -> None:
         interval = min(60.0, max(0.2, self.cloud.settings.result_ttl / 4))

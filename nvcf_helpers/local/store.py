@@ -115,6 +115,8 @@ class Invocation:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     #: When the local NVCF last answered for it, or its result landed (``time.monotonic``).
     last_contact: float = field(default_factory=time.monotonic, init=False)
+    #: Called with each accepted progress update (the metrics' count), if set.
+    on_progress: Callable[[], None] | None = field(default=None, init=False, repr=False)
     _progress: int = field(default=0, init=False, repr=False)
     _partial: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _updates: int = field(default=0, init=False, repr=False)
@@ -135,6 +137,8 @@ class Invocation:
     @progress.setter
     def progress(self, value: int) -> None:
         self._progress = value
+        if self.on_progress is not None:
+            self.on_progress()
         self._note_update()
 
     @property
@@ -272,6 +276,10 @@ class InvocationStore:
         self.on_forget: Callable[[Invocation], None] | None = None
         #: Whether the worker takes work now (NVCF's stops pulling while unhealthy).
         self.may_dispatch: Callable[[], bool] = lambda: True
+        #: Called with each pollable invocation queued (the recent invocations' list).
+        self.on_enqueue: Callable[[Invocation], None] | None = None
+        #: Called when a request is refused because the queue is full (a metric).
+        self.on_reject: Callable[[], None] | None = None
         self._items: dict[str, Invocation] = {}
         self._waiting: dict[Invocation, Callable[[], None]] = {}
         self._running: set[Invocation] = set()
@@ -304,10 +312,14 @@ class InvocationStore:
             QueueFullError: ``queue_size`` requests are waiting already.
         """
         if len(self._waiting) >= self.queue_size:
+            if self.on_reject is not None:
+                self.on_reject()
             raise QueueFullError(f"{len(self._waiting)} requests are waiting")
         if pollable:
             self.add(invocation)
             invocation.on_finish(self._finished)
+            if self.on_enqueue is not None:
+                self.on_enqueue(invocation)
         self._waiting[invocation] = start
         self._dispatch()
 

@@ -45,6 +45,8 @@ logger = logging.getLogger("nvcf_helpers.local")
 #: Lines of the container's output kept for the message when it exits.
 TAIL_LINES = 20
 _TAIL_LINE_CHARS = 500
+# An unfinished line longer than this goes to the log store in pieces (16 KiB, as Docker).
+_PENDING_BYTES = 16 * 1024
 #: How long the last output of an exited container may take to arrive.
 _DRAIN_SECONDS = 1.0
 
@@ -60,11 +62,15 @@ class OutputTail:
     for a slow terminal.
     """
 
-    def __init__(self, lines: int = TAIL_LINES) -> None:
+    def __init__(
+        self, lines: int = TAIL_LINES, on_line: Callable[[str], None] | None = None
+    ) -> None:
         self._lines: deque[str] = deque(maxlen=lines)
         self._partial: dict[int, bytes] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        #: Called (in the copying thread) with each complete line, for the log store.
+        self.on_line = on_line
 
     def pipe(self, target_fd: int) -> int:
         """A write end for the child: what it writes there is copied to ``target_fd``."""
@@ -88,18 +94,39 @@ class OutputTail:
             pass
         finally:
             os.close(source)
+            self._last_line(source)
 
     def _keep(self, source: int, chunk: bytes) -> None:
+        on_line = self.on_line
         with self._lock:
             *complete, rest = (self._partial.pop(source, b"") + chunk).split(b"\n")
             self._lines.extend(_line(raw) for raw in complete[-(self._lines.maxlen or 1) :])
+            if on_line is None:
+                if rest:
+                    self._partial[source] = rest[-4 * _TAIL_LINE_CHARS :]
+                return
+            while len(rest) > _PENDING_BYTES:  # an endless line is passed on in pieces
+                complete.append(rest[:_PENDING_BYTES])
+                rest = rest[_PENDING_BYTES:]
             if rest:
-                self._partial[source] = rest[-4 * _TAIL_LINE_CHARS :]
+                self._partial[source] = rest
+        for raw in complete:
+            on_line(raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def _last_line(self, source: int) -> None:
+        """At the end of the output, an unfinished last line is a line of the log too."""
+        with self._lock:
+            rest = self._partial.get(source, b"")
+        if rest and self.on_line is not None:
+            self.on_line(rest.decode("utf-8", "replace").rstrip("\r"))
 
     def tail(self) -> tuple[str, ...]:
         """The last lines written, unfinished last lines included."""
         with self._lock:
-            lines = [*self._lines, *(_line(rest) for rest in self._partial.values())]
+            lines = [
+                *self._lines,
+                *(_line(rest[-4 * _TAIL_LINE_CHARS :]) for rest in self._partial.values()),
+            ]
         return tuple(line for line in lines if line.strip())[-(self._lines.maxlen or 1) :]
 
     async def drained(self, timeout: float) -> None:
@@ -161,6 +188,8 @@ class Supervisor:
         on_exit: called once if the child exits while it was supposed to run.
         cleanup_command: run after the child has stopped (``docker rm`` for an image).
         timing: how often the health is checked (NVCF's values by default).
+        on_output_line: called with each complete line of the container's
+            output (in the thread that copies it), besides the copy to stdout.
     """
 
     def __init__(
@@ -174,6 +203,7 @@ class Supervisor:
         on_exit: Callable[[], None] | None = None,
         cleanup_command: Sequence[str] | None = None,
         timing: HealthTiming | None = None,
+        on_output_line: Callable[[str], None] | None = None,
     ) -> None:
         self.function = function
         self.command = list(command)
@@ -185,7 +215,7 @@ class Supervisor:
         self.timing = timing or HealthTiming()
         self.process: asyncio.subprocess.Process | None = None
         self.returncode: int | None = None
-        self.output = OutputTail()
+        self.output = OutputTail(on_line=on_output_line)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 

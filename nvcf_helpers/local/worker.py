@@ -51,6 +51,7 @@ from nvcf_helpers.local.exchange import (
     worker_problem,
 )
 from nvcf_helpers.local.function import LOCAL_NCA_ID, FunctionStatus, LocalFunction
+from nvcf_helpers.local.metrics import VersionMetrics
 from nvcf_helpers.local.output_dir import Walk, has_entries, zip_outputs
 from nvcf_helpers.local.progress_watch import ProgressWatcher
 from nvcf_helpers.local.request_dirs import RequestDirectories
@@ -348,6 +349,7 @@ class Worker:
         region: the gateway region sent as ``NVCF-INVOCATION-REGION``.
         files: the request directories and result files, shared by every
             instance's worker (made under ``root`` when not given).
+        metrics: where the version's requests are counted, if anywhere.
     """
 
     def __init__(
@@ -362,8 +364,10 @@ class Worker:
         max_response_bytes: int = names.DEFAULT_MAX_RESPONSE_BYTES,
         region: str = LOCAL_REGION,
         files: WorkerFiles | None = None,
+        metrics: VersionMetrics | None = None,
     ) -> None:
         self.function = function
+        self.metrics = metrics
         self.store = store
         self.assets = assets
         self.session = session
@@ -419,6 +423,8 @@ class Worker:
     def submit(self, invocation: Invocation, forward: Forward) -> None:
         """Queue an invocation; its result lands in the store when the container answers."""
         self.store.add(invocation)
+        if self.metrics is not None:
+            self.metrics.dispatched()
         task = asyncio.create_task(self._run(invocation, forward))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -430,6 +436,7 @@ class Worker:
 
     async def _run(self, invocation: Invocation, forward: Forward) -> None:
         directories: list[Path] = []
+        started = time.monotonic()
         try:
             try:
                 async with self._slots:
@@ -437,11 +444,12 @@ class Worker:
             except Exception as exc:  # the result must always land, or the caller polls forever
                 logger.exception("request %s: the local NVCF failed", invocation.request_id)
                 result = _problem(WORKER_ERROR, 500, f"the local NVCF failed: {exc}")
-            if (
-                invocation.finish(result)
-                and self.store.get(invocation.request_id) is not invocation
-            ):
-                self._discard(result)  # nobody can collect it (answered 504, or forgotten)
+            if invocation.finish(result):
+                if self.metrics is not None:
+                    seconds = time.monotonic() - started
+                    self.metrics.answered(result.status, result.nvcf_status, seconds, result.size)
+                if self.store.get(invocation.request_id) is not invocation:
+                    self._discard(result)  # nobody can collect it (answered 504, or forgotten)
             # After the result is out, as NVCF's worker does: yielding once lets the
             # waiting handler send the answer before the rmdirs run.
             await asyncio.sleep(0)
@@ -495,10 +503,16 @@ class Worker:
                     return reply
                 return _inline(reply, nvcf_status=_gateway_status(reply.status))
             self.progress.watch(invocation, output_dir)
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.watching(1)
+                invocation.on_progress = metrics.progress_update
             try:
                 reply = await self._exchange(invocation, forward, headers, compatible=True)
             finally:
                 warnings = (*early, *self.progress.unwatch(invocation))
+                if metrics is not None:
+                    metrics.watching(-1)
             if isinstance(reply, Result):
                 return _with_warnings(reply, warnings)
             try:
@@ -642,8 +656,8 @@ class Worker:
         token = secrets.token_urlsafe(24)
         zip_path = self.zip_root / f"{token}.zip"
         try:
-            walk = await asyncio.to_thread(
-                zip_outputs, zip_path, invocation.request_id, body.path or body.data, output_dir
+            walk, zip_size = await asyncio.to_thread(
+                _zip_measured, zip_path, invocation.request_id, body.path or body.data, output_dir
             )
         except BaseException:
             zip_path.unlink(missing_ok=True)
@@ -656,6 +670,8 @@ class Worker:
             return _with_warnings(_inline(reply), warnings)
         body.discard()
         self.zips[token] = zip_path
+        if self.metrics is not None:
+            self.metrics.large_result(zip_size)
         # The container's status and headers are dropped: a 302 carries only Location.
         return _with_warnings(Result(302, b"", {}, zip_token=token), warnings)
 
@@ -669,6 +685,10 @@ class Worker:
         Outside compatibility mode, as in NVCF: status, headers and body pass
         through untouched (no rewrap, zip or progress).
         """
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.dispatched()
+        started = time.monotonic()
         async with self._slots:
             refusal = self._refusal()
             if refusal is not None:
@@ -682,7 +702,12 @@ class Worker:
                         self.assets.copy_into, list(forward.asset_ids), asset_dir
                     )
                 headers = self._headers(invocation, forward, asset_dir, output_dir)
-                return await self._relay(invocation, forward, headers, request)
+                response = await self._relay(invocation, forward, headers, request)
+                if metrics is not None:
+                    seconds = time.monotonic() - started
+                    status = response.status
+                    metrics.answered(status, _gateway_status(status), seconds, 0)
+                return response
             finally:
                 self._in_flight.discard(invocation)
                 await self.directories.remove(asset_dir, output_dir)
@@ -730,6 +755,14 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _zip_measured(
+    zip_path: Path, request_id: str, body: Path | bytes, output_dir: Path
+) -> tuple[Walk, int]:
+    """:func:`zip_outputs`, and the zip's size (in the same thread: no stat on the loop)."""
+    walk = zip_outputs(zip_path, request_id, body, output_dir)
+    return walk, zip_path.stat().st_size if zip_path.exists() else 0
 
 
 def _inline(reply: Reply, *, nvcf_status: str = "fulfilled") -> Result:

@@ -21,6 +21,9 @@ Run: ``python contract_server.py PORT``. ``GET /health`` answers 200;
 With ``CONTRACT_SERVER_STOP_REPORT=FILE`` in its environment, SIGTERM writes
 the number of client connections still open to FILE before it exits.
 
+Each ``POST`` logs one line in NVCF's format with the request id: a WARNING
+for a ``status`` request, INFO otherwise.
+
 Otherwise it echoes: every header it received, its ``NVCF_*`` environment, the
 assets it read through :mod:`nvcf_helpers.assets`, its pid and the input.
 """
@@ -28,6 +31,7 @@ assets it read through :mod:`nvcf_helpers.assets`, its pid and the input.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -36,7 +40,17 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from nvcf_helpers import ProgressReporter, RequestContext, large_output, list_assets, read_asset
+from nvcf_helpers import (
+    ProgressReporter,
+    RequestContext,
+    configure_logging,
+    large_output,
+    list_assets,
+    log_request,
+    read_asset,
+)
+
+logger = logging.getLogger("contract_server")
 
 
 def _wait_for(path: str | None, timeout: float = 60.0) -> None:
@@ -109,6 +123,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         request: dict[str, Any] = json.loads(raw) if raw else {}
         ctx = RequestContext.from_headers(self.headers.items())
+        with log_request(ctx):  # one NVCF-format line per request, for the log tests
+            if "status" in request:
+                logger.warning("answering %s: %s", request["status"], request.get("error"))
+            else:
+                logger.info("POST /infer: %s", ", ".join(sorted(request)) or "an empty object")
         if request.get("crash"):
             os._exit(3)
         if "text/event-stream" in self.headers.get("Accept", ""):
@@ -182,6 +201,7 @@ class Server(ThreadingHTTPServer):
 def main() -> None:
     port = int(sys.argv[1])
     signal.signal(signal.SIGTERM, _stop)
+    configure_logging()
     server = Server(("127.0.0.1", port), Handler)
     print(f"contract server listening on {port}", flush=True)
     server.serve_forever()
