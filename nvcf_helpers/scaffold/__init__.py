@@ -134,7 +134,8 @@ def generate(
     """Generate a project from one of the package's templates.
 
     Args:
-        template: ``triton-model``, ``triton-container`` or ``pytriton-container``.
+        template: ``triton-model``, ``triton-container``, ``pytriton-container`` or
+            ``fastapi-container``.
         output_dir: where the project directory is created.
         no_input: take defaults instead of prompting for what ``extra_context`` lacks.
         extra_context: variable values (e.g. ``{"model_name": "detector"}``).
@@ -208,6 +209,14 @@ _NEXT_STEPS = {
         "  python client.py"
     ),
     "pytriton-container": "python run.py   # then, in another terminal:\n  python client.py",
+    "helm-function": (
+        "nvcf-helpers check .   # the chart and function.json, as NVCF checks them\n"
+        "  helm package chart    # then push it to NGC: see README.md"
+    ),
+    "fastapi-container": (
+        "nvcf-helpers local --spec function.json -- python -m uvicorn app:app --port {port}\n"
+        "  python client.py   # in another terminal"
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.scaffold.helm_function import helm_definition, validate_helm
 from nvcf_helpers.scaffold.tensors import TemplateInputError, check_distinct, parse_tensors
 from nvcf_helpers.spec import FunctionSpec, parse_spec
 
@@ -41,16 +42,18 @@ ERRORS_FILE_ENV = "NVCF_HELPERS_TEMPLATE_ERRORS"
 VENDOR_ROOTS: Mapping[str, tuple[str, ...]] = {
     "triton-model": ("__init__", "triton_backend"),
     "pytriton-container": ("__init__", "pytriton"),
+    "fastapi-container": ("__init__", "fastapi"),
 }
 
-#: What may travel into a container: the runtime and its two adapters. The
-#: Triton launcher, the testing helpers and function definitions never do.
+#: What may travel into a container: the runtime and its adapters. The Triton
+#: launcher, the testing helpers and function definitions never do.
 RUNTIME_MODULES = frozenset(
     {
         "__init__",
         "assets",
         "context",
         "errors",
+        "fastapi",
         "libpython",
         "log",
         "names",
@@ -163,37 +166,53 @@ def _require(context: Mapping[str, Any], key: str) -> str:
     return str(context.get(key, "")).strip()
 
 
-def validate(template: str, context: Mapping[str, Any]) -> None:
-    """Check a template's variables.
-
-    Args:
-        template: ``triton-model``, ``triton-container`` or ``pytriton-container``.
-        context: the cookiecutter variables.
-
-    Raises:
-        TemplateInputError: the first problem found, saying what to do.
-    """
-    model = _require(context, "model_name")
-    if not _MODEL_NAME.match(model):
-        raise TemplateInputError(
-            f"model_name {model!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
-            "starting with a letter (it appears in the URL /v2/models/<model_name>/infer)"
-        )
+def _check_project_name(context: Mapping[str, Any]) -> None:
     project = _require(context, "project_name")
     if not _PROJECT_NAME.match(project):
         raise TemplateInputError(
             f"project_name {project!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
             "starting with a letter or digit (it names the directory and the NVCF function)"
         )
+
+
+def _check_long_running(context: Mapping[str, Any]) -> None:
+    long_running = _require(context, "long_running")
+    if long_running not in ("yes", "no"):
+        raise TemplateInputError(f"long_running {long_running!r} is not valid: use yes or no")
+
+
+def validate(template: str, context: Mapping[str, Any]) -> None:
+    """Check a template's variables.
+
+    Args:
+        template: ``triton-model``, ``triton-container``, ``pytriton-container``
+            or ``fastapi-container``.
+        context: the cookiecutter variables.
+
+    Raises:
+        TemplateInputError: the first problem found, saying what to do.
+    """
+    if template == "helm-function":  # a chart around the user's image: no model, no code
+        validate_helm(context)
+        return
+    if template == "fastapi-container":  # no model name, no tensors: a plain HTTP server
+        _check_project_name(context)
+        _check_long_running(context)
+        return
+    model = _require(context, "model_name")
+    if not _MODEL_NAME.match(model):
+        raise TemplateInputError(
+            f"model_name {model!r} is not valid: use 1 to 64 letters, digits, '-' and '_', "
+            "starting with a letter (it appears in the URL /v2/models/<model_name>/infer)"
+        )
+    _check_project_name(context)
     batch = _require(context, "max_batch_size")
     if not batch.isdigit() or int(batch) > _MAX_BATCH_SIZE:
         raise TemplateInputError(
             f"max_batch_size {batch!r} is not valid: use a whole number from 0 (no batching) "
             f"to {_MAX_BATCH_SIZE}"
         )
-    long_running = _require(context, "long_running")
-    if long_running not in ("yes", "no"):
-        raise TemplateInputError(f"long_running {long_running!r} is not valid: use yes or no")
+    _check_long_running(context)
     if "instance_kind" in context:
         kind = _require(context, "instance_kind")
         if kind not in _INSTANCE_KINDS:
@@ -283,8 +302,33 @@ def _nest_triton_model(
             shutil.copy2(source, target)
 
 
+def _fastapi_definition(context: Mapping[str, Any]) -> dict[str, Any]:
+    """fastapi-container's function.json, naming the routes its app.py serves.
+
+    Both come from the template's ``_inference_url`` and ``_health_uri``.
+    """
+    project = str(context["project_name"])
+    return {
+        "name": project,
+        "inferenceUrl": str(context["_inference_url"]),
+        "containerImage": f"nvcr.io/<org>/<team>/{project}:1.0",
+        "health": {
+            "protocol": "HTTP",
+            "uri": str(context["_health_uri"]),
+            "port": 8000,
+            "timeout": "PT10S",
+            "expectedStatusCode": 200,
+        },
+        "apiBodyFormat": "CUSTOM",
+    }
+
+
 def function_definition(template: str, context: Mapping[str, Any]) -> FunctionSpec:
     """The ``function.json`` a template's project starts with, as a :class:`FunctionSpec`."""
+    if template == "helm-function":
+        return helm_definition(context)
+    if template == "fastapi-container":
+        return parse_spec(_fastapi_definition(context), f"the {template} template's function.json")
     project, model = str(context["project_name"]), str(context["model_name"])
     if template == "triton-model":
         definition: dict[str, Any] = {
@@ -334,6 +378,8 @@ def post_gen(template: str, context: Mapping[str, Any], project: Path | None = N
             _nest_triton_model(project, context, only=("client.py",))
         elif template == "triton-container":
             _nest_triton_model(project, context)
+        elif template == "fastapi-container":
+            vendor_helpers(project, VENDOR_ROOTS["fastapi-container"])
     except Exception as exc:  # a hook must end with one line, never a traceback
         _report(f"could not finish the {template} project in {project}: {exc}")
         return 1

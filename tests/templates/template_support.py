@@ -11,6 +11,8 @@ from typing import Any
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATES = REPOSITORY / "templates"
 TEMPLATE_NAMES = ("pytriton-container", "triton-container", "triton-model")
+#: Templates without model or tensor variables, each tested by its own test_<name> file.
+OTHER_TEMPLATE_NAMES = ("fastapi-container", "helm-function")
 
 #: A non-default declaration: several tensors, BYTES, fixed and variable dims.
 CUSTOM_IO = {

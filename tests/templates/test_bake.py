@@ -45,6 +45,7 @@ _RUNTIME = [
 VENDORED = {
     "triton-model": sorted([*_RUNTIME, "triton_backend.py"]),
     "pytriton-container": sorted([*_RUNTIME, "libpython.py", "pytriton.py"]),
+    "fastapi-container": sorted([*_RUNTIME, "fastapi.py"]),
 }
 
 MATRIX: list[tuple[str, dict[str, str]]] = [

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from template_support import REPOSITORY, TEMPLATE_NAMES, TEMPLATES
+from template_support import OTHER_TEMPLATE_NAMES, REPOSITORY, TEMPLATE_NAMES, TEMPLATES
 
 import nvcf_helpers
 from nvcf_helpers.cli import main
@@ -138,7 +138,7 @@ class TestGenerateApi:
     def test_templates_found_in_the_checkout(self) -> None:
         """In a checkout (editable install) the templates are the top-level templates/ directory."""
         assert templates_root() == TEMPLATES
-        assert list_templates() == sorted(TEMPLATE_NAMES)
+        assert list_templates() == sorted((*TEMPLATE_NAMES, *OTHER_TEMPLATE_NAMES))
         assert template_path("triton-model") == TEMPLATES / "triton-model"
 
     def test_no_files_outside_the_output(
