@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nvcf_helpers.errors import NvcfHelperError
+from nvcf_helpers.scaffold import protocol
 from nvcf_helpers.scaffold.helm_function import helm_definition, validate_helm
 from nvcf_helpers.scaffold.tensors import TemplateInputError, check_distinct, parse_tensors
 from nvcf_helpers.spec import FunctionSpec, parse_spec
@@ -213,6 +214,8 @@ def validate(template: str, context: Mapping[str, Any]) -> None:
             f"to {_MAX_BATCH_SIZE}"
         )
     _check_long_running(context)
+    if "protocol" in context:
+        protocol.check_protocol(context)
     if "instance_kind" in context:
         kind = _require(context, "instance_kind")
         if kind not in _INSTANCE_KINDS:
@@ -253,27 +256,35 @@ def pre_gen(template: str, context: Mapping[str, Any]) -> int:
     return 0
 
 
-def _nest_triton_model(
-    project: Path, context: Mapping[str, Any], only: tuple[str, ...] | None = None
+def _nest(
+    project: Path, context: Mapping[str, Any], source: str, only: tuple[str, ...] | None = None
 ) -> None:
-    """Add files made by the triton-model template with the same variables.
+    """Add files made by template ``source`` with the same variables.
 
     Args:
         project: the project being generated.
-        context: its cookiecutter variables.
-        only: the top-level names to take; everything but README.md and
-            function.json when None. A file the project already has is kept.
+        context: its cookiecutter variables; those ``source`` also has are passed on.
+        source: the template to take files from (``triton-model``, ``triton-container``).
+        only: the files or folders to take (``client.py``, ``tests/test_function.py``);
+            everything but README.md and function.json when None. A file the
+            project already has is kept.
     """
+    import json
+
     from cookiecutter.main import cookiecutter
 
     repo_dir = Path(str(context.get("_repo_dir", "")))
-    template = repo_dir.parent / "triton-model"
+    template = repo_dir.parent / source
     if not (template / "cookiecutter.json").is_file():
         from nvcf_helpers.scaffold import template_path
 
-        template = template_path("triton-model")
-    keys = ("project_name", "model_name", "max_batch_size", "instance_kind", "long_running")
-    extra = {key: str(context[key]) for key in (*keys, "inputs", "outputs") if key in context}
+        template = template_path(source)
+    variables = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))
+    extra = {
+        key: str(context[key])
+        for key in variables
+        if key in context and not key.startswith("_") and key != "__prompts__"
+    }
     with tempfile.TemporaryDirectory(prefix="nvcf-nested-") as scratch:
         config = Path(scratch) / "config.yaml"
         config.write_text(
@@ -289,17 +300,19 @@ def _nest_triton_model(
                 config_file=str(config),
             )
         )
-        for source in sorted(baked.rglob("*")):
-            relative = source.relative_to(baked)
-            if source.is_dir() or relative.parts[0] in ("README.md", "function.json"):
+        for found in sorted(baked.rglob("*")):
+            relative = found.relative_to(baked)
+            if found.is_dir() or relative.parts[0] in ("README.md", "function.json"):
                 continue
-            if only is not None and relative.parts[0] not in only:
+            if only is not None and not any(
+                relative == Path(name) or Path(name) in relative.parents for name in only
+            ):
                 continue
             target = project / relative
             if target.exists():
                 continue  # the container template's own file wins
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            shutil.copy2(found, target)
 
 
 def _fastapi_definition(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,17 +357,13 @@ def function_definition(template: str, context: Mapping[str, Any]) -> FunctionSp
             "apiBodyFormat": "PREDICT_V2",
         }
     else:
+        served = protocol.protocol_of(context)
         definition = {
             "name": project,
-            "inferenceUrl": f"/v2/models/{model}/infer",
+            "inferenceUrl": protocol.inference_url(served, model),
+            "inferencePort": protocol.inference_port(served),
             "containerImage": f"nvcr.io/<org>/<team>/{project}:1.0",
-            "health": {
-                "protocol": "HTTP",
-                "uri": f"/v2/models/{model}/ready",
-                "port": 8000,
-                "timeout": "PT10S",
-                "expectedStatusCode": 200,
-            },
+            "health": protocol.health(served, model),
             "apiBodyFormat": "CUSTOM",
         }
     return parse_spec(definition, f"the {template} template's function.json")
@@ -375,9 +384,21 @@ def post_gen(template: str, context: Mapping[str, Any], project: Path | None = N
             vendor_helpers(version, VENDOR_ROOTS["triton-model"])
         elif template == "pytriton-container":
             vendor_helpers(project, VENDOR_ROOTS["pytriton-container"])
-            _nest_triton_model(project, context, only=("client.py",))
+            # The KServe v2 client is triton-model's; the gRPC client and its tests
+            # through the local NVCF are triton-container's.
+            if protocol.protocol_of(context) == protocol.GRPC:
+                _nest(project, context, "triton-container", ("client.py", "tests/test_function.py"))
+            else:
+                _nest(project, context, "triton-model", ("client.py",))
         elif template == "triton-container":
-            _nest_triton_model(project, context)
+            # A gRPC project has its own client and tests (through the local NVCF's gRPC).
+            grpc = protocol.protocol_of(context) == protocol.GRPC
+            _nest(
+                project,
+                context,
+                "triton-model",
+                ("model_repository", "pytest.ini") if grpc else None,
+            )
         elif template == "fastapi-container":
             vendor_helpers(project, VENDOR_ROOTS["fastapi-container"])
     except Exception as exc:  # a hook must end with one line, never a traceback

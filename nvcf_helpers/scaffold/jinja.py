@@ -1,6 +1,7 @@
 """The Jinja extensions the templates load (``_extensions`` in ``cookiecutter.json``).
 
-``TritonExtension`` adds ``triton_image_cmd``: the Triton images' CMD, from
+``TritonExtension`` adds ``triton_image_cmd``: the Triton images' CMD for
+each ``protocol`` (``http``, ``grpc``), from
 :class:`~nvcf_helpers.triton.command.TritonCommand`. ``TensorExtension`` adds
 one filter, ``tensors``, that turns a declaration such as
 ``"INPUT0:FP32:[-1]"`` into a list of :class:`~nvcf_helpers.scaffold.tensors.TensorSpec`,
@@ -14,8 +15,8 @@ from __future__ import annotations
 from jinja2 import Environment
 from jinja2.ext import Extension
 
+from nvcf_helpers.scaffold.protocol import triton_image_commands
 from nvcf_helpers.scaffold.tensors import TensorSpec, parse_tensors
-from nvcf_helpers.triton.command import TritonCommand
 
 __all__ = ["TensorExtension", "TritonExtension"]
 
@@ -33,8 +34,8 @@ class TensorExtension(Extension):
 
 
 class TritonExtension(Extension):
-    """Registers ``triton_image_cmd``, the exec-form CMD of a Triton image."""
+    """Registers ``triton_image_cmd``: by protocol, the exec-form CMD of a Triton image."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.globals["triton_image_cmd"] = TritonCommand.for_image().exec_form()
+        environment.globals["triton_image_cmd"] = triton_image_commands()

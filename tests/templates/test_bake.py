@@ -55,9 +55,11 @@ MATRIX: list[tuple[str, dict[str, str]]] = [
     ("triton-model", {"instance_kind": "KIND_GPU", "long_running": "yes", "max_batch_size": "64"}),
     ("triton-container", {}),
     ("triton-container", {"long_running": "yes", "triton_version": "23.04", **CUSTOM_IO}),
+    ("triton-container", {"protocol": "grpc", "max_batch_size": "0", **CUSTOM_IO}),
     ("pytriton-container", {}),
     ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}),
     ("pytriton-container", {"long_running": "yes", "model_name": "ranker"}),
+    ("pytriton-container", {"protocol": "grpc", "model_name": "ranker", **CUSTOM_IO}),
 ]
 
 
@@ -138,6 +140,15 @@ class TestBake:
         project = baked(template, extra)
         model = extra.get("model_name", "my_model")
         spec = load_spec(project / "function.json")
+        if extra.get("protocol") == "grpc":  # a gRPC function on Triton's gRPC port
+            assert (spec.inference_path, spec.inference_port, spec.health.port) == (
+                "/grpc",
+                8001,
+                8001,
+            )
+            assert (spec.health.protocol, spec.health.uri) == ("gRPC", "/")
+            assert (spec.kind, spec.api_body_format) == ("container", "CUSTOM")
+            return
         assert spec.inference_path == f"/v2/models/{model}/infer"
         if template == "triton-model":
             assert (spec.kind, spec.api_body_format) == ("model", "PREDICT_V2")
@@ -335,6 +346,14 @@ class TestPyTritonContainer:
         assert "EXPOSE 8000\n" in text
         assert json.loads(text.split("CMD ", 1)[1].splitlines()[0]) == ["python3", "run.py"]
 
+    def test_grpc_dockerfile_exposes_the_grpc_port(self, cookies: Any) -> None:
+        """protocol=grpc: PyTriton's gRPC port is EXPOSEd and is function.json's port."""
+        project = bake_ok(cookies, "pytriton-container", protocol="grpc")
+        text = (project / "Dockerfile").read_text()
+        assert "PYTRITON_TRITON_CONFIG_GRPC_PORT=8001" in text
+        assert "EXPOSE 8001\n" in text
+        assert load_spec(project / "function.json").inference_port == 8001
+
 
 REFUSALS = [
     ("model_name", "9lives", "model_name '9lives' is not valid: use 1 to 64 letters, digits"),
@@ -401,6 +420,41 @@ class TestRefusals:
         assert isinstance(result.exception, FailedHookException)
         assert message in capfd.readouterr().err
 
+    @pytest.mark.parametrize("template", ["triton-container", "pytriton-container"])
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            ({"protocol": "soap"}, "protocol 'soap' is not valid: use http"),
+            (
+                {"protocol": "grpc", "long_running": "yes"},
+                "long_running 'yes' with protocol 'grpc' is not valid",
+            ),
+        ],
+    )
+    def test_protocol(
+        self, capfd: pytest.CaptureFixture[str], template: str, extra: dict[str, str], message: str
+    ) -> None:
+        """protocol is http or grpc; a gRPC function (no NVCF-* metadata) is not long-running."""
+        from nvcf_helpers.scaffold.hooks import pre_gen
+
+        context = json.loads((TEMPLATES / template / "cookiecutter.json").read_text())
+        context = {k: (v[0] if isinstance(v, list) else v) for k, v in context.items()}
+        context.update(project_name="p", **extra)
+        assert pre_gen(template, context) == 1
+        errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+        assert len(errors) == 1
+        assert message in errors[0]
+
+    def test_grpc_long_running_leaves_nothing(self, cookies: Any) -> None:
+        """A refused gRPC combination leaves no project behind."""
+        result = cookies.bake(
+            template=str(TEMPLATES / "pytriton-container"),
+            extra_context={"protocol": "grpc", "long_running": "yes"},
+        )
+        assert isinstance(result.exception, FailedHookException)
+        output = Path(str(cookies._new_output_dir())).parent
+        assert [p for p in output.rglob("*") if p.is_file()] == []
+
     def test_choices_are_refused_by_cookiecutter(self, cookies: Any) -> None:
         """A value outside a choice variable's list is refused before any file is made."""
         result = cookies.bake(
@@ -432,12 +486,23 @@ class TestRefusals:
 class TestReadme:
     """Each generated README's commands name files and sub-commands that exist."""
 
-    @pytest.mark.parametrize("template", ["triton-model", "triton-container", "pytriton-container"])
-    def test_commands_refer_to_real_things(self, cookies: Any, template: str) -> None:
+    @pytest.mark.parametrize(
+        ("template", "extra"),
+        [
+            ("triton-model", {}),
+            ("triton-container", {}),
+            ("pytriton-container", {}),
+            ("triton-container", {"protocol": "grpc"}),
+            ("pytriton-container", {"protocol": "grpc"}),
+        ],
+    )
+    def test_commands_refer_to_real_things(
+        self, cookies: Any, template: str, extra: dict[str, str]
+    ) -> None:
         """`python X`, `nvcf-helpers CMD PATH` and `pip install -r X` name real things."""
         from nvcf_helpers.cli import COMMANDS
 
-        project = bake_ok(cookies, template)
+        project = bake_ok(cookies, template, **extra)
         text = (project / "README.md").read_text()
         blocks = re.findall(r"```\n(.*?)```", text, flags=re.DOTALL)
         commands = [line.split("#")[0].split() for block in blocks for line in block.splitlines()]

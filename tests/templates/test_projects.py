@@ -4,6 +4,8 @@ Those tests start the real server (tritonserver for the Triton templates,
 ``python run.py`` for PyTriton, which they finally stop with SIGTERM and check
 that it exits within 15 s, leaving no PyTriton workspace), call it with the
 generated ``client.py`` and NVCF's headers, and run ``nvcf-helpers check``.
+With ``protocol=grpc`` they serve the project as a gRPC function behind a
+local NVCF and call it with ``tritonclient.grpc`` and NVCF's metadata.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ pytestmark = pytest.mark.integration
 PROJECTS = [
     ("triton-model", {}, 5),
     ("triton-container", {}, 9),
+    # protocol=grpc: the tests call the model with tritonclient.grpc through the
+    # local NVCF's gRPC endpoint (and a call without function-id is INVALID_ARGUMENT).
+    ("triton-container", {"protocol": "grpc"}, 12),
     ("pytriton-container", {}, 6),
     ("pytriton-container", {"max_batch_size": "0", "long_running": "yes", **CUSTOM_IO}, 8),
+    ("pytriton-container", {"protocol": "grpc"}, 8),
 ]
 
 

@@ -1,3 +1,118 @@
+{%- if cookiecutter.protocol == "grpc" -%}
+"""Serve ``python run.py`` as this project's gRPC function, behind a local NVCF, once per module."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+# The tests are tooling: they need the installed nvcf-helpers (its local NVCF), not
+# the runtime copy in nvcf_helpers/ beside run.py, which is what the image gets.
+# The project stays importable (client.py), after the installed packages.
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != PROJECT]
+sys.path.append(str(PROJECT))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Function:
+    """The running function, as a caller of NVCF's gRPC endpoint sees it."""
+
+    nvcf: Any  # nvcf_helpers.local.LocalNvcf
+    url: str  # host:port of the local NVCF's gRPC endpoint
+    api_key: str
+    log: Path  # the local NVCF's and run.py's output
+
+    @property
+    def function_id(self) -> str:
+        return str(self.nvcf.function_id)
+
+    @property
+    def version_id(self) -> str:
+        return str(self.nvcf.version_id)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Function]:
+    """run.py deployed from function.json, its ports free ones, its own PyTriton workspace.
+
+    PyTriton's gRPC port is the function's inferencePort and health port, as
+    in the image; the local NVCF requires a bearer key, as NVCF does.
+    """
+    pytest.importorskip("pytriton", reason="pip install -r requirements.txt")
+    pytest.importorskip("tritonclient.grpc", reason="pip install 'tritonclient[grpc]'")
+    local = pytest.importorskip("nvcf_helpers.local", reason="pip install 'nvcf-helpers[local]'")
+    from nvcf_helpers.spec import load_spec
+
+    scratch = tmp_path_factory.mktemp("pytriton")
+    http_port, grpc_port, metrics_port = (_free_port() for _ in range(3))
+    env = {
+        "PYTRITON_HOME": str(scratch / "home"),
+        "LOG_LEVEL": "DEBUG",  # a log line per request
+        "PYTRITON_TRITON_CONFIG_HTTP_PORT": str(http_port),
+        "PYTRITON_TRITON_CONFIG_GRPC_PORT": str(grpc_port),
+        "PYTRITON_TRITON_CONFIG_METRICS_PORT": str(metrics_port),
+    }
+    spec = load_spec(PROJECT / "function.json").on_port(grpc_port)
+    log = scratch / "output.log"
+    api_key = "local-test-key"
+    with local.LocalNvcf(
+        spec,
+        [sys.executable, "run.py"],
+        api_key=api_key,
+        cwd=PROJECT,
+        env=env,
+        output=log,
+        startup_timeout=180,
+    ) as nvcf:
+        assert nvcf.info is not None
+        running = Function(nvcf, f"127.0.0.1:{nvcf.info['grpcPort']}", api_key, log)
+        _wait_for_the_model(running)
+        yield running
+
+
+def _wait_for_the_model(function: Function, timeout: float = 60.0) -> None:
+    """Wait, through the local NVCF, until run.py has bound the model.
+
+    NVCF's gRPC health check asks tritonserver, which PyTriton starts before it
+    binds the model: the function is ACTIVE a moment before the model answers.
+    """
+    import tritonclient.grpc as grpcclient
+
+    import client
+
+    metadata = client.nvcf_metadata(function.api_key, function.function_id)
+    triton = grpcclient.InferenceServerClient(function.url)
+    deadline = time.monotonic() + timeout
+    try:
+        while not triton.is_model_ready(client.MODEL_NAME, headers=metadata):
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the model was not ready in {timeout:g} s:\n{function.output()[-3000:]}"
+                )
+            time.sleep(0.1)
+    finally:
+        triton.close()
+{%- else -%}
 """Start ``python run.py`` once per test module, as the container would."""
 
 from __future__ import annotations
@@ -96,3 +211,4 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+{%- endif %}

@@ -1,3 +1,4 @@
+{%- set grpc = cookiecutter.protocol == "grpc" -%}
 """The image serves the model repository that tests/test_model.py serves, the way NVCF needs."""
 
 from __future__ import annotations
@@ -31,15 +32,31 @@ class TestImage:
         assert f"--model-repository={destination}" in command
 
     def test_forwards_nvcf_headers(self) -> None:
-        """NVCF-* headers reach the model."""
+        """NVCF-* headers reach the model{{ ", and nvcf-* gRPC metadata too" if grpc }}."""
         command = json.loads(next(a for k, a in instructions() if k == "CMD"))
         assert "--http-header-forward-pattern=NVCF-.*" in command
+{%- if grpc %}
+        assert "--grpc-header-forward-pattern=nvcf-.*" in command
+{%- endif %}
 
     def test_exits_inside_docker_stops_grace(self) -> None:
         """tritonserver stops waiting for NVCF's open connections before SIGKILL (10 s)."""
         command = json.loads(next(a for k, a in instructions() if k == "CMD"))
         (timeout,) = [a.split("=", 1)[1] for a in command if a.startswith("--exit-timeout-secs=")]
         assert int(timeout) < 10
+{%- if grpc %}
+
+    def test_grpc_function_on_tritons_grpc_port(self) -> None:
+        """function.json makes a gRPC function served, health included, on the image's gRPC port."""
+        spec = json.loads((PROJECT / "function.json").read_text())
+        assert spec["inferenceUrl"] == "/grpc"
+        assert spec["health"]["protocol"] == "gRPC"
+        command = json.loads(next(a for k, a in instructions() if k == "CMD"))
+        assert f"--grpc-port={spec['inferencePort']}" in command
+        assert spec["health"]["port"] == spec["inferencePort"]
+        exposed = [a for k, a in instructions() if k == "EXPOSE"]
+        assert exposed == [str(spec["inferencePort"])]
+{%- else %}
 
     def test_health_checks_the_model(self) -> None:
         """function.json's health check waits for the model, on the port the server uses."""
@@ -50,3 +67,4 @@ class TestImage:
         command = json.loads(next(a for k, a in instructions() if k == "CMD"))
         assert f"--http-port={spec['inferencePort']}" in command
         assert spec["health"]["port"] == spec["inferencePort"]
+{%- endif %}
