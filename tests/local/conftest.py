@@ -6,28 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_support import API_KEY, MAX_RESPONSE_BYTES, Raw, contract_command, contract_spec
+from local_support import API_KEY, Raw, contract_nvcf
 
 from nvcf_helpers.client import NvcfClient
 from nvcf_helpers.local import LocalNvcf
-from nvcf_helpers.testing import free_port
 
 
 @pytest.fixture(scope="session")
 def nvcf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNvcf]:
     """``nvcf-helpers local`` in front of the contract server, with an API key and 4 slots."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("nvcf-local") / "output.log"
-    local = LocalNvcf(
-        contract_spec(port),
-        contract_command(port),
-        api_key=API_KEY,
-        max_concurrency=4,
-        max_response_bytes=MAX_RESPONSE_BYTES,
-        output=log,
-    )
-    with local:
-        local.log = log  # type: ignore[attr-defined]
+    with contract_nvcf(tmp_path_factory.mktemp("nvcf-local")) as local:
         yield local
 
 

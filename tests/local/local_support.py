@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nvcf_helpers.local import LocalNvcf
+from nvcf_helpers.testing import free_port
 
 CONTRACT_SERVER = Path(__file__).with_name("contract_server.py")
 API_KEY = "local-test-key"
@@ -139,3 +141,24 @@ def header_seen(echo: Mapping[str, Any], name: str) -> str:
     values = headers_seen(echo)[name.lower()]
     assert len(values) == 1, f"{name} arrived {len(values)} times: {values}"
     return values[0]
+
+
+@contextlib.contextmanager
+def contract_nvcf(directory: Path) -> Iterator[LocalNvcf]:
+    """A local NVCF with the test API key in front of the contract server (4 slots).
+
+    Its output goes to ``directory / "output.log"``, also kept as ``.log``.
+    """
+    port = free_port()
+    log = directory / "output.log"
+    local = LocalNvcf(
+        contract_spec(port),
+        contract_command(port),
+        api_key=API_KEY,
+        max_concurrency=4,
+        max_response_bytes=MAX_RESPONSE_BYTES,
+        output=log,
+    )
+    with local:
+        local.log = log  # type: ignore[attr-defined]
+        yield local

@@ -23,11 +23,9 @@ from typing import Any
 import pytest
 from local_support import (
     API_KEY,
-    MAX_RESPONSE_BYTES,
     Raw,
     Reply,
-    contract_command,
-    contract_spec,
+    contract_nvcf,
     eventually,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,7 +35,6 @@ from nvcf_helpers.local.logs import LogQuery, LogStore, parse_since
 from nvcf_helpers.local.metrics import Metrics
 from nvcf_helpers.local.observe_routes import KEY_COOKIE
 from nvcf_helpers.local.supervisor import OutputTail
-from nvcf_helpers.testing import free_port
 
 NVCF_HELPERS = str(Path(sys.executable).with_name("nvcf-helpers"))
 POLL = {"NVCF-POLL-SECONDS": "1"}
@@ -49,19 +46,8 @@ KEYED = ("/metrics", "/_local/state", "/_local/series", "/_local/logs")
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNvcf]:
-    """A local NVCF with an API key in front of the contract server (4 slots)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("nvcf-observed") / "output.log"
-    local = LocalNvcf(
-        contract_spec(port),
-        contract_command(port),
-        api_key=API_KEY,
-        max_concurrency=4,
-        max_response_bytes=MAX_RESPONSE_BYTES,
-        output=log,
-    )
-    with local:
-        local.log = log  # type: ignore[attr-defined]
+    """A local NVCF of its own (its counters start at zero), in front of the contract server."""
+    with contract_nvcf(tmp_path_factory.mktemp("nvcf-observed")) as local:
         yield local
 
 
