@@ -103,7 +103,7 @@ def deployment_fields(deployment: Mapping[str, Any]) -> list[tuple[str, Any]]:
     instances = deployment.get("instances")
     if isinstance(instances, list):  # the local NVCF's addition: its running copies
         states = ", ".join(
-            f"{i.get('instance')} {i.get('status')}" for i in instances if isinstance(i, Mapping)
+            f"#{i.get('instance')} {i.get('status')}" for i in instances if isinstance(i, Mapping)
         )
         fields.append(("instances", f"{len(instances)} ({states})" if states else "0"))
     return fields + _health(deployment.get("healthInfo"))

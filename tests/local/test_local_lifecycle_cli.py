@@ -146,7 +146,7 @@ class TestLifecycle:
         assert info["functionStatus"] == "ACTIVE"
         assert [i["status"] for i in info["instances"]] == ["ACTIVE", "ACTIVE"]
         shown = cli("deploy", "info", fid, vid)
-        assert "instances      2 (0 ACTIVE, 1 ACTIVE)" in shown.stdout
+        assert "instances      2 (#0 ACTIVE, #1 ACTIVE)" in shown.stdout
 
         removed = cli.json("deploy", "remove", fid, vid)["function"]
         assert removed["status"] == "INACTIVE"
