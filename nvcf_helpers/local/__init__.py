@@ -209,6 +209,13 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec) if args.spec else None
     if not 0 <= args.port <= 65535:
         raise NvcfHelperError(f"--port {args.port} is not a TCP port: give 0 to 65535")
+    if args.grpc_port is not None and not 0 <= args.grpc_port <= 65535:
+        raise NvcfHelperError(f"--grpc-port {args.grpc_port} is not a TCP port: give 0 to 65535")
+    if args.grpc_port and args.grpc_port == args.port:
+        raise NvcfHelperError(
+            f"--grpc-port {args.grpc_port} is also --port: the gRPC endpoint needs a port of "
+            "its own (0 picks a free one)"
+        )
     if spec is not None and args.port in (spec.inference_port, spec.health.port):
         raise NvcfHelperError(
             f"--port {args.port} is the function's own port (inferencePort or health.port): "

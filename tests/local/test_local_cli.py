@@ -78,3 +78,22 @@ class TestCommandLine:
             rest, _ = process.communicate(timeout=30)
         assert process.returncode == 0
         assert "stopping: the containers first" in rest
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--grpc-port", "99999"], "--grpc-port 99999 is not a TCP port: give 0 to 65535"),
+        (["--grpc-port", "9000", "--port", "9000"], "--grpc-port 9000 is also --port"),
+        (["--image-command", "no-equals"], "--image-command 'no-equals' is not IMAGE=COMMAND"),
+    ],
+)
+def test_bad_options_get_one_line(options: list[str], message: str) -> None:
+    """A mistake in the options: one line naming it, exit 1, nothing started."""
+    done = subprocess.run(
+        [NVCF_HELPERS, "local", *options], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("nvcf-helpers local: error: ")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
