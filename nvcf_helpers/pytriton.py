@@ -592,8 +592,15 @@ def serve(
         if restricted_endpoints is None
         else TritonSecurityConfig(restricted_endpoints=list(restricted_endpoints))
     )
+    from pytriton.triton import TritonLifecyclePolicy
+
     triton_class = _models_first_triton()
-    with triton_class(config=config or triton_config(), security_config=security) as triton:
+    # tritonserver starts once the models are bound, from the local model store: its ports
+    # (and so NVCF's health checks, gRPC's included) open only when the models are loaded.
+    policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
+    with triton_class(
+        config=config or triton_config(), security_config=security, triton_lifecycle_policy=policy
+    ) as triton:
         try:
             bind(_CheckedTriton(triton))
         except WorkspacePathError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +85,16 @@ def function(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Function]:
     ) as nvcf:
         assert nvcf.info is not None
         running = Function(nvcf, f"127.0.0.1:{nvcf.info['grpcPort']}", api_key, log)
-        _wait_for_the_model(running)
+        _model_answers_at_active(running)
         yield running
 
 
-def _wait_for_the_model(function: Function, timeout: float = 60.0) -> None:
-    """Wait, through the local NVCF, until run.py has bound the model.
+def _model_answers_at_active(function: Function) -> None:
+    """The model is ready as soon as the function is ACTIVE.
 
-    NVCF's gRPC health check asks tritonserver, which PyTriton starts before it
-    binds the model: the function is ACTIVE a moment before the model answers.
+    NVCF's gRPC health check asks tritonserver; nvcf_helpers.pytriton.serve
+    starts it only once the model is bound and loaded, so NVCF never sends a
+    call the model cannot answer yet.
     """
     import tritonclient.grpc as grpcclient
 
@@ -102,14 +102,10 @@ def _wait_for_the_model(function: Function, timeout: float = 60.0) -> None:
 
     metadata = client.nvcf_metadata(function.api_key, function.function_id)
     triton = grpcclient.InferenceServerClient(function.url)
-    deadline = time.monotonic() + timeout
     try:
-        while not triton.is_model_ready(client.MODEL_NAME, headers=metadata):
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the model was not ready in {timeout:g} s:\n{function.output()[-3000:]}"
-                )
-            time.sleep(0.1)
+        assert triton.is_model_ready(client.MODEL_NAME, headers=metadata), (
+            f"the function is ACTIVE but its model is not ready:\n{function.output()[-3000:]}"
+        )
     finally:
         triton.close()
 {%- else -%}
