@@ -21,9 +21,11 @@ import select
 import socket
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from server_base import send, serve
 
 BLOCK = 1 << 20
 
@@ -95,23 +97,11 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(200, b"{}")
 
     def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+        send(self, status, body, "application/octet-stream", headers)
 
 
 def main() -> None:
-    server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
-    print(f"bodies server listening on {sys.argv[1]}", flush=True)
-    server.serve_forever()
+    serve(Handler, "bodies server", int(sys.argv[1]))
 
 
 if __name__ == "__main__":

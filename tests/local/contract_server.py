@@ -37,8 +37,10 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from server_base import serve
 
 from nvcf_helpers import (
     ProgressReporter,
@@ -193,18 +195,10 @@ def _work(request: dict[str, Any], ctx: RequestContext) -> None:
         (ctx.large_output_dir / (request["leave_partial"] + ".partial")).write_bytes(b"half")
 
 
-class Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the default of 5 resets connections under 16 callers
-    daemon_threads = True
-
-
 def main() -> None:
-    port = int(sys.argv[1])
     signal.signal(signal.SIGTERM, _stop)
     configure_logging()
-    server = Server(("127.0.0.1", port), Handler)
-    print(f"contract server listening on {port}", flush=True)
-    server.serve_forever()
+    serve(Handler, "contract server", int(sys.argv[1]))
 
 
 if __name__ == "__main__":

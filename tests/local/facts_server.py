@@ -24,9 +24,11 @@ import socket
 import struct
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from server_base import send, serve
 
 
 def _wait_for(path: str | None, timeout: float = 60.0) -> None:
@@ -93,23 +95,11 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(200, json.dumps(echo).encode(), "application/json", headers)
 
     def _answer(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+        send(self, status, body, content_type, headers)
 
 
 def main() -> None:
-    server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
-    print(f"facts server listening on {sys.argv[1]}", flush=True)
-    server.serve_forever()
+    serve(Handler, "facts server", int(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from server_base import serve
 
 from nvcf_helpers import ProgressReporter, RequestContext
 
@@ -132,15 +134,8 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 
 
-class Server(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-
-
 def main() -> None:
-    server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
-    print(f"gateway test server listening on {sys.argv[1]}", flush=True)
-    server.serve_forever()
+    serve(Handler, "gateway test server", int(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from server_base import serve
 
 PORT = int(sys.argv[1])
 CONTROL = Path(sys.argv[2])
@@ -87,11 +89,5 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(200, json.dumps({"served": True}).encode())
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
 if __name__ == "__main__":
-    server = Server(("127.0.0.1", PORT), Handler)
-    print(f"health server listening on {PORT}", flush=True)
-    server.serve_forever()
+    serve(Handler, "health server", PORT)

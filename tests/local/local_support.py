@@ -40,17 +40,19 @@ def server_spec(name: str, port: int, **fields: Any) -> dict[str, Any]:
     }
 
 
+#: What the contract server's function.json has beyond :func:`server_spec`.
+CONTRACT_FIELDS: dict[str, Any] = {
+    "apiBodyFormat": "CUSTOM",
+    "containerEnvironment": [
+        {"key": "CONTRACT_GREETING", "value": "hello"},
+        {"key": "NVCF_FUNCTION_ID", "value": "not-allowed"},
+    ],
+}
+
+
 def contract_spec(port: int) -> dict[str, Any]:
     """A function.json for the contract server listening on ``port``."""
-    return server_spec(
-        "contract-server",
-        port,
-        apiBodyFormat="CUSTOM",
-        containerEnvironment=[
-            {"key": "CONTRACT_GREETING", "value": "hello"},
-            {"key": "NVCF_FUNCTION_ID", "value": "not-allowed"},
-        ],
-    )
+    return server_spec("contract-server", port, **CONTRACT_FIELDS)
 
 
 def contract_command(port: int) -> list[str]:
@@ -144,21 +146,39 @@ def header_seen(echo: Mapping[str, Any], name: str) -> str:
 
 
 @contextlib.contextmanager
-def contract_nvcf(directory: Path) -> Iterator[LocalNvcf]:
-    """A local NVCF with the test API key in front of the contract server (4 slots).
+def server_nvcf(
+    script: Path,
+    name: str,
+    directory: Path,
+    spec: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Iterator[LocalNvcf]:
+    """A local NVCF in front of a test server (``python SCRIPT PORT``), until the block ends.
 
-    Its output goes to ``directory / "output.log"``, also kept as ``.log``.
+    ``spec`` adds fields to :func:`server_spec`; ``options`` go to
+    :class:`LocalNvcf`. Its output goes to ``directory / "output.log"``,
+    also kept as ``.log``.
     """
     port = free_port()
     log = directory / "output.log"
-    local = LocalNvcf(
-        contract_spec(port),
-        contract_command(port),
+    definition = server_spec(name, port, **(spec or {}))
+    with LocalNvcf(
+        definition, [sys.executable, str(script), str(port)], output=log, **options
+    ) as local:
+        local.log = log  # type: ignore[attr-defined]
+        yield local
+
+
+@contextlib.contextmanager
+def contract_nvcf(directory: Path) -> Iterator[LocalNvcf]:
+    """A local NVCF with the test API key in front of the contract server (4 slots)."""
+    with server_nvcf(
+        CONTRACT_SERVER,
+        "contract-server",
+        directory,
+        CONTRACT_FIELDS,
         api_key=API_KEY,
         max_concurrency=4,
         max_response_bytes=MAX_RESPONSE_BYTES,
-        output=log,
-    )
-    with local:
-        local.log = log  # type: ignore[attr-defined]
+    ) as local:
         yield local

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import sys
 import threading
 import time
 import zipfile
@@ -27,8 +26,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bodies_server import Handler, Server, body_bytes
-from local_support import server_spec
+from bodies_server import Handler, body_bytes
+from local_support import server_nvcf, server_spec
+from server_base import Server
 
 from nvcf_helpers import names
 from nvcf_helpers.local import LocalNvcf
@@ -44,18 +44,10 @@ LARGE = 100 * 1024 * 1024
 NO_COMPATIBILITY = ((names.DISABLE_WORKER_COMPATIBILITY, "true"),)
 
 
-def _spec(port: int) -> dict[str, Any]:
-    return server_spec("bodies-server", port)
-
-
 @pytest.fixture(scope="module")
 def nvcf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNvcf]:
     """A local NVCF with NVCF's defaults (5 MiB inline) before the bodies server."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("bodies") / "output.log"
-    with LocalNvcf(
-        _spec(port), [sys.executable, str(BODIES_SERVER), str(port)], output=log
-    ) as local:
+    with server_nvcf(BODIES_SERVER, "bodies-server", tmp_path_factory.mktemp("bodies")) as local:
         yield local
 
 
@@ -273,7 +265,7 @@ async def _cancel_mid_body(
 ) -> dict[str, Any]:
     root = root / "root"
     root.mkdir()
-    spec = parse_spec(_spec(port))
+    spec = parse_spec(server_spec("bodies-server", port))
     function = LocalFunction(spec)
     function.status = FunctionStatus.ACTIVE
     store = InvocationStore()

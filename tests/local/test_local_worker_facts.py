@@ -12,7 +12,6 @@ import http.client
 import io
 import json
 import os
-import sys
 import threading
 import time
 import zipfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_support import server_spec
+from local_support import server_nvcf
 
 from nvcf_helpers import names
 from nvcf_helpers.local import LocalNvcf
@@ -38,7 +37,6 @@ from nvcf_helpers.local.worker import (
     go_canonical,
     inference_problem,
 )
-from nvcf_helpers.testing import free_port
 
 FACTS_SERVER = Path(__file__).with_name("facts_server.py")
 PROBLEM = "application/problem+json"
@@ -112,19 +110,10 @@ class Caller:
         return zipfile.ZipFile(io.BytesIO(download.body))
 
 
-def _spec(port: int) -> dict[str, Any]:
-    return server_spec("facts-server", port)
-
-
 @pytest.fixture(scope="module")
 def nvcf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNvcf]:
     """A local NVCF with NVCF's defaults (one slot, 5 MiB inline) before the facts server."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("facts") / "output.log"
-    with LocalNvcf(
-        _spec(port), [sys.executable, str(FACTS_SERVER), str(port)], output=log
-    ) as local:
-        local.log = log  # type: ignore[attr-defined]
+    with server_nvcf(FACTS_SERVER, "facts-server", tmp_path_factory.mktemp("facts")) as local:
         yield local
 
 
