@@ -21,6 +21,15 @@ from typing import IO, Any, TypeVar
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
+from nvcf_helpers.local.container_http import (
+    MAX_RESPONSE_HEAD_BYTES,
+    MAX_RESPONSE_HEADERS,
+    ContainerClosed,
+    ContainerReply,
+    HeadTooLarge,
+    NotHttp,
+)
+
 __all__ = [
     "CONNECTION_ERROR",
     "EXCHANGE_ERRORS",
@@ -34,7 +43,6 @@ __all__ = [
     "BodyStoreError",
     "HeadTooLarge",
     "Reply",
-    "check_head",
     "failure",
     "read_body",
     "read_head",
@@ -46,11 +54,6 @@ MEMORY_BODY_BYTES = 1 << 20
 _T = TypeVar("_T")
 # The file is written in pieces of about this size, each in a thread.
 _WRITE_BYTES = 1 << 20
-
-#: NVCF's gateway relays a container's response head of at most 64 headers in
-#: 8 KiB + 400 KiB (hyper's header buffer); larger heads never reach the caller.
-MAX_RESPONSE_HEADERS = 64
-MAX_RESPONSE_HEAD_BYTES = 8192 + 4096 * 100
 
 
 # The sources in NVCF's problem types: urn:<source>:problem-details:<status text>.
@@ -124,16 +127,19 @@ def worker_problem(source: str, status: int, detail: str) -> bytes:
     return json.dumps(problem).encode("utf-8")
 
 
-class HeadTooLarge(Exception):
-    """The container's response head is larger than NVCF's gateway relays."""
-
-
 class BodyStoreError(Exception):
     """The container's body could not be written to disk."""
 
 
 #: What a failed exchange raises: each gives NVCF's problem (:func:`failure`).
-EXCHANGE_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError, HeadTooLarge)
+EXCHANGE_ERRORS = (
+    aiohttp.ClientError,
+    OSError,
+    asyncio.TimeoutError,
+    HeadTooLarge,
+    ContainerClosed,
+    NotHttp,
+)
 
 
 @dataclass(frozen=True)
@@ -168,9 +174,7 @@ def _open_spool(path: Path) -> IO[bytes]:
     return os.fdopen(descriptor, "wb")
 
 
-async def read_body(
-    reply: aiohttp.ClientResponse, spool: Path, *, limit: int | None = None
-) -> Body:
+async def read_body(reply: ContainerReply, spool: Path, *, limit: int | None = None) -> Body:
     """Read the reply's body: in memory up to :data:`MEMORY_BODY_BYTES`, else into ``spool``.
 
     ``limit`` stops reading after that many bytes (the rest is never read:
@@ -178,7 +182,7 @@ async def read_body(
     file is removed.
 
     Raises:
-        aiohttp.ClientError, OSError: the container's answer broke off.
+        OSError, ContainerClosed, NotHttp: the container's answer broke off.
         BodyStoreError: the file could not be written.
     """
     length = reply.content_length
@@ -190,7 +194,7 @@ async def read_body(
     stream: IO[bytes] | None = None
     try:
         while limit is None or size < limit:
-            chunk = await reply.content.readany()
+            chunk = await reply.read_chunk()
             if not chunk:
                 break
             if limit is not None:
@@ -234,17 +238,6 @@ def _read_start(path: Path, size: int) -> bytes:
         return stream.read(size)
 
 
-def check_head(reply: aiohttp.ClientResponse) -> None:
-    """Refuse a response head larger than NVCF's gateway relays.
-
-    Raises:
-        HeadTooLarge: it is.
-    """
-    size = sum(len(name) + len(value) + 4 for name, value in reply.raw_headers)
-    if size > MAX_RESPONSE_HEAD_BYTES:
-        raise HeadTooLarge(f"{size} bytes of headers")
-
-
 def failure(exc: BaseException) -> tuple[str, str, str]:
     """NVCF's problem source and detail for a failed exchange, and what happened, in words."""
     if isinstance(exc, HeadTooLarge) or (
@@ -261,6 +254,8 @@ def failure(exc: BaseException) -> tuple[str, str, str]:
             "bytes; send large data in the body"
         )
         return WORKER_ERROR, detail, detail
+    if isinstance(exc, NotHttp):
+        return WORKER_ERROR, _INTERNAL_DETAIL, f"the container's answer is not HTTP ({exc})"
     if isinstance(exc, aiohttp.ClientResponseError):
         return (
             WORKER_ERROR,
@@ -268,7 +263,7 @@ def failure(exc: BaseException) -> tuple[str, str, str]:
             f"the container's answer is not HTTP ({exc.message})",
         )
     described = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError) or (
+    if isinstance(exc, (ContainerClosed, aiohttp.ServerDisconnectedError)) or (
         isinstance(exc, aiohttp.ClientPayloadError) and not isinstance(exc.__cause__, OSError)
     ):
         # Go reads a clean close as EOF, which is no network error: the worker's own source.

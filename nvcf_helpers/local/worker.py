@@ -36,15 +36,13 @@ from multidict import CIMultiDict
 
 from nvcf_helpers import names
 from nvcf_helpers.local.asset_store import AssetStore
+from nvcf_helpers.local.container_http import ContainerClient, ContainerClosed
 from nvcf_helpers.local.exchange import (
     CONNECTION_ERROR,
     EXCHANGE_ERRORS,
     INFERENCE_ERROR,
-    MAX_RESPONSE_HEAD_BYTES,
-    MAX_RESPONSE_HEADERS,
     WORKER_ERROR,
     Reply,
-    check_head,
     failure,
     read_body,
     read_head,
@@ -386,7 +384,7 @@ class Worker:
         self._container_exited = asyncio.Event()
         self._closing = False
         spec = function.spec
-        self.url = f"http://127.0.0.1:{spec.inference_port}{spec.inference_path}"
+        self.client = ContainerClient("127.0.0.1", spec.inference_port, spec.inference_path)
         #: A Helm function: its service gets no asset directory, and NVCF's docs give it
         #: no progress or large outputs (the worker itself does not tell them apart).
         self.helm = spec.kind == "helm"
@@ -566,36 +564,18 @@ class Worker:
     async def _receive(
         self, invocation: Invocation, forward: Forward, headers: CIMultiDict[str], compatible: bool
     ) -> Reply:
-        async with self._post(forward, headers) as reply:
-            check_head(reply)
+        async with self.client.post(list(headers.items()), forward.body) as reply:
             # NVCF's worker reads an error body only up to the inline limit and one byte more.
             limit = self.max_response_bytes + 1 if compatible and reply.status >= 400 else None
             spool = self.body_root / invocation.request_id
             body = await read_body(reply, spool, limit=limit)
-            return Reply(reply.status, list(reply.headers.items()), body)
-
-    def _post(
-        self, forward: Forward, headers: CIMultiDict[str]
-    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self.session.post(
-            self.url,
-            data=forward.body,
-            headers=headers,
-            # Only what the caller sent: no Accept: */* of aiohttp's own.
-            skip_auto_headers=("Accept",),
-            # A container's redirect is its answer: NVCF's worker relays it, never follows it.
-            allow_redirects=False,
-            # NVCF's gateway relays heads up to its own limits, not aiohttp's 8 KiB lines.
-            max_line_size=MAX_RESPONSE_HEAD_BYTES,
-            max_field_size=MAX_RESPONSE_HEAD_BYTES,
-            max_headers=MAX_RESPONSE_HEADERS,
-        )
+            return Reply(reply.status, reply.headers, body)
 
     async def _lost(self, invocation: Invocation, exc: BaseException) -> Result:
         """NVCF's answer when the exchange fails, with the local NVCF's explanation beside it."""
         source, detail, cause = failure(exc)
         if source == CONNECTION_ERROR or isinstance(
-            exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
+            exc, (ContainerClosed, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
         ):
             # A dropped connection is most often a dying container: give its exit a moment
             # to be noticed, so the caller learns the real cause.
@@ -720,18 +700,15 @@ class Worker:
         request: web.Request,
     ) -> web.StreamResponse:
         try:
-            async with self._post(forward, headers) as reply:
-                check_head(reply)
-                response = web.StreamResponse(
-                    status=reply.status, headers=_relayed(reply.headers.items())
-                )
+            async with self.client.post(list(headers.items()), forward.body) as reply:
+                response = web.StreamResponse(status=reply.status, headers=_relayed(reply.headers))
                 response.headers[names.REQUEST_ID] = invocation.request_id
                 response.headers[names.STATUS] = _gateway_status(reply.status)
                 await response.prepare(request)
                 try:
-                    async for chunk in reply.content.iter_any():
+                    while chunk := await reply.read_chunk():
                         await response.write(chunk)
-                except (aiohttp.ClientError, OSError) as exc:
+                except (*EXCHANGE_ERRORS, ConnectionError) as exc:
                     logger.error("request %s: the stream broke: %s", invocation.request_id, exc)
                     return response
                 await response.write_eof()
@@ -755,6 +732,7 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
 
 
 def _zip_measured(
