@@ -227,8 +227,9 @@ class LocalCloud:
         )
 
     async def close(self, grace: float) -> None:
-        """Stop every deployment's instances."""
+        """Stop every deployment's instances, then the request directories' recycler."""
         await asyncio.gather(*(deployment.stop(grace) for deployment in self))
+        await asyncio.to_thread(self.files.directories.close)
 
     async def dismiss_guards(self) -> None:
         """Every container is stopped: end the clean-up guards."""

@@ -96,7 +96,7 @@ class DirectRoutes(InvocationRoutes):
             finally:
                 reply.release()
         finally:
-            await worker.directories.remove(asset_dir, output_dir)
+            worker.directories.release(asset_dir, output_dir)
 
     async def _head(
         self,

@@ -169,12 +169,12 @@ def _write(stream: IO[bytes], chunks: list[bytes]) -> None:
     stream.writelines(chunks)
 
 
-def _open_spool(path: Path) -> IO[bytes]:
+def _open_spool(path: str) -> IO[bytes]:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     return os.fdopen(descriptor, "wb")
 
 
-async def read_body(reply: ContainerReply, spool: Path, *, limit: int | None = None) -> Body:
+async def read_body(reply: ContainerReply, spool: str, *, limit: int | None = None) -> Body:
     """Read the reply's body: in memory up to :data:`MEMORY_BODY_BYTES`, else into ``spool``.
 
     ``limit`` stops reading after that many bytes (the rest is never read:
@@ -210,12 +210,13 @@ async def read_body(reply: ContainerReply, spool: Path, *, limit: int | None = N
             return Body(b"".join(chunks), None, size)
         await _thread(_write, stream, chunks)
         await _thread(stream.close)
-        return Body(b"", spool, size)
+        return Body(b"", Path(spool), size)
     except BaseException:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
-        spool.unlink(missing_ok=True)  # this request's own name: nothing else writes it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool)  # this request's own name: nothing else writes it
         raise
 
 

@@ -49,7 +49,7 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular(path: Path, limit: int) -> bytes:
+def read_regular(path: str | Path, limit: int) -> bytes:
     """Read a regular file of at most ``limit`` bytes, without following a symlink.
 
     Raises:
@@ -84,7 +84,7 @@ def _os_reason(exc: OSError) -> str:
     return f"it cannot be read ({exc.strerror or exc})"
 
 
-def has_entries(directory: Path) -> bool:
+def has_entries(directory: str | Path) -> bool:
     """Whether the directory may hold artifacts: anything but a plain ``progress`` file.
 
     One ``scandir`` of the top level, cheap enough for the event loop; the

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nvcf_helpers import names
@@ -128,7 +127,7 @@ def parse_worker_progress(data: bytes) -> WorkerProgress:
 @dataclass
 class _Watch:
     invocation: Invocation
-    path: Path
+    path: str
     seen: tuple[int, int, int] = (-1, -1, -1)  # (mtime, size, inode) last read
 
 
@@ -150,9 +149,11 @@ class ProgressWatcher:
         # answered sooner (most are) never pays for a task.
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, invocation: Invocation, output_dir: Path) -> None:
+    def watch(self, invocation: Invocation, output_dir: str) -> None:
         """Start watching the request's progress file (it need not exist yet)."""
-        self._watches[invocation] = _Watch(invocation, output_dir / names.PROGRESS_FILE)
+        self._watches[invocation] = _Watch(
+            invocation, os.path.join(output_dir, names.PROGRESS_FILE)
+        )
         self._by_id[invocation.request_id] = invocation
         if (self._task is None or self._task.done()) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval, self._start)
@@ -257,7 +258,7 @@ class ProgressWatcher:
                 await self._task
 
 
-def _read_all(paths: list[Path]) -> list[bytes | NotReadable | None]:
+def _read_all(paths: list[str]) -> list[bytes | NotReadable | None]:
     """Read each path as a bounded regular file (in a thread: reads never block the loop)."""
     contents: list[bytes | NotReadable | None] = []
     for path in paths:

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -375,6 +376,7 @@ class Worker:
         self.directories = self.files.directories
         self.zip_root = self.files.zip_root
         self.body_root = self.files.body_root
+        self._spool_prefix = f"{self.body_root}{os.sep}"
         self.zips = self.files.zips
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -433,7 +435,7 @@ class Worker:
         return _header_text(warning) if warning else None
 
     async def _run(self, invocation: Invocation, forward: Forward) -> None:
-        directories: list[Path] = []
+        directories: list[str] = []
         started = time.monotonic()
         try:
             try:
@@ -448,11 +450,9 @@ class Worker:
                     self.metrics.answered(result.status, result.nvcf_status, seconds, result.size)
                 if self.store.get(invocation.request_id) is not invocation:
                     self._discard(result)  # nobody can collect it (answered 504, or forgotten)
-            # After the result is out, as NVCF's worker does: yielding once lets the
-            # waiting handler send the answer before the rmdirs run.
-            await asyncio.sleep(0)
         finally:
-            await self.directories.remove(*directories)
+            # After the result is out, as NVCF's worker does (in a thread of their own).
+            self.directories.release(*directories)
         logger.debug(
             "request %s: %d in %.3f s",
             invocation.request_id,
@@ -480,7 +480,7 @@ class Worker:
         )
 
     async def _call(
-        self, invocation: Invocation, forward: Forward, directories: list[Path]
+        self, invocation: Invocation, forward: Forward, directories: list[str]
     ) -> Result:
         refusal = self._refusal()
         if refusal is not None:
@@ -491,7 +491,9 @@ class Worker:
         self._in_flight.add(invocation)
         try:
             if forward.asset_ids:
-                await asyncio.to_thread(self.assets.copy_into, list(forward.asset_ids), asset_dir)
+                await asyncio.to_thread(
+                    self.assets.copy_into, list(forward.asset_ids), Path(asset_dir)
+                )
             headers = self._headers(invocation, forward, asset_dir, output_dir)
             compatible = compatibility_mode(headers)
             early = [HELM_ASSETS_WARNING] if self.helm and forward.asset_ids else []
@@ -567,7 +569,7 @@ class Worker:
         async with self.client.post(list(headers.items()), forward.body) as reply:
             # NVCF's worker reads an error body only up to the inline limit and one byte more.
             limit = self.max_response_bytes + 1 if compatible and reply.status >= 400 else None
-            spool = self.body_root / invocation.request_id
+            spool = self._spool_prefix + invocation.request_id
             body = await read_body(reply, spool, limit=limit)
             return Reply(reply.status, reply.headers, body)
 
@@ -589,18 +591,18 @@ class Worker:
         logger.error("request %s: %s", invocation.request_id, cause)
         return _with_warnings(_problem(source, 500, detail), [cause])
 
-    def _make_directories(self, invocation: Invocation) -> tuple[Path, Path]:
+    def _make_directories(self, invocation: Invocation) -> tuple[str, str]:
         return self.directories.make(invocation.request_id)
 
     def _headers(
-        self, invocation: Invocation, forward: Forward, asset_dir: Path, output_dir: Path
+        self, invocation: Invocation, forward: Forward, asset_dir: str, output_dir: str
     ) -> CIMultiDict[str]:
         worker = (
             (names.REQUEST_ID, invocation.request_id),
             *self._function_headers,
             # A Helm function's pods do not share the worker's asset volume.
-            *(() if self.helm else ((names.ASSET_DIR, str(asset_dir)),)),
-            (names.LARGE_OUTPUT_DIR, str(output_dir)),
+            *(() if self.helm else ((names.ASSET_DIR, asset_dir),)),
+            (names.LARGE_OUTPUT_DIR, output_dir),
             *self._instance_headers,
         )
         return container_headers(
@@ -612,7 +614,7 @@ class Worker:
         )
 
     async def _package(
-        self, invocation: Invocation, reply: Reply, output_dir: Path, warnings: list[str]
+        self, invocation: Invocation, reply: Reply, output_dir: str, warnings: list[str]
     ) -> Result:
         """NVCF's compatibility mapping of a container's answer (facts §2)."""
         body = reply.body
@@ -637,7 +639,11 @@ class Worker:
         zip_path = self.zip_root / f"{token}.zip"
         try:
             walk, zip_size = await asyncio.to_thread(
-                _zip_measured, zip_path, invocation.request_id, body.path or body.data, output_dir
+                _zip_measured,
+                zip_path,
+                invocation.request_id,
+                body.path or body.data,
+                Path(output_dir),
             )
         except BaseException:
             zip_path.unlink(missing_ok=True)
@@ -679,7 +685,7 @@ class Worker:
             try:
                 if forward.asset_ids:
                     await asyncio.to_thread(
-                        self.assets.copy_into, list(forward.asset_ids), asset_dir
+                        self.assets.copy_into, list(forward.asset_ids), Path(asset_dir)
                     )
                 headers = self._headers(invocation, forward, asset_dir, output_dir)
                 response = await self._relay(invocation, forward, headers, request)
@@ -690,7 +696,7 @@ class Worker:
                 return response
             finally:
                 self._in_flight.discard(invocation)
-                await self.directories.remove(asset_dir, output_dir)
+                self.directories.release(asset_dir, output_dir)
 
     async def _relay(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 from pathlib import Path
@@ -15,23 +14,25 @@ def _mode(path: Path) -> int:
 
 
 def _cycle(directories: RequestDirectories, request_id: str, work=None) -> tuple[Path, Path]:
-    asset_dir, output_dir = directories.make(request_id)
+    asset_dir, output_dir = (Path(path) for path in directories.make(request_id))
     if work is not None:
         work(asset_dir, output_dir)
-    asyncio.run(directories.remove(asset_dir, output_dir))
+    directories.release(str(asset_dir), str(output_dir))
+    assert directories.settle()
     return asset_dir, output_dir
 
 
 def test_paths_and_modes_are_nvcfs(tmp_path: Path) -> None:
     directories = RequestDirectories(tmp_path)
     for request_id in ("first", "second"):  # the second comes from the spares
-        asset_dir, output_dir = directories.make(request_id)
+        asset_dir, output_dir = (Path(path) for path in directories.make(request_id))
         assert asset_dir == tmp_path / "inputAssets" / request_id
         assert output_dir == tmp_path / "response" / request_id
         assert (_mode(asset_dir), _mode(output_dir)) == (0o755, 0o777)
         assert not any(asset_dir.iterdir())
         assert not any(output_dir.iterdir())
-        asyncio.run(directories.remove(asset_dir, output_dir))
+        directories.release(str(asset_dir), str(output_dir))
+        assert directories.settle()
         assert not asset_dir.exists()
         assert not output_dir.exists()
 
@@ -41,7 +42,7 @@ def test_empty_directories_are_reused_not_removed(tmp_path: Path) -> None:
     _cycle(directories, "first")
     spares = sorted(os.listdir(tmp_path / "spare-directories"))
     assert len(spares) == 2
-    _, output_dir = directories.make("second")
+    _, output_dir = (Path(path) for path in directories.make("second"))
     # The spare was renamed into place: the same inode, no new directory made.
     assert sorted(os.listdir(tmp_path / "spare-directories")) == []
     assert output_dir.exists()
@@ -58,7 +59,7 @@ def test_a_directory_with_files_is_removed_never_reused(tmp_path: Path) -> None:
     _cycle(directories, "first", leave_files)
     assert os.listdir(tmp_path / "spare-directories") == []
     assert os.listdir(tmp_path / "response") == []
-    asset_dir, output_dir = directories.make("second")
+    asset_dir, output_dir = (Path(path) for path in directories.make("second"))
     assert not any(asset_dir.iterdir())
     assert not any(output_dir.iterdir())
 
@@ -68,4 +69,27 @@ def test_a_directory_whose_mode_changed_is_removed(tmp_path: Path) -> None:
     _cycle(directories, "first", lambda _, output_dir: output_dir.chmod(0o700))
     assert len(os.listdir(tmp_path / "spare-directories")) == 1  # only the asset directory
     _, output_dir = directories.make("second")
-    assert _mode(output_dir) == 0o777
+    assert _mode(Path(output_dir)) == 0o777
+
+
+def test_close_finishes_what_was_released_and_later_releases_remove(tmp_path: Path) -> None:
+    directories = RequestDirectories(tmp_path)
+    first = directories.make("first")
+    second = directories.make("second")
+    directories.release(*first)
+    directories.close()  # the recycler finishes "first", then stops
+    assert os.listdir(tmp_path / "response") == ["second"]
+    directories.release(*second)  # after close: removed at once, on the caller's thread
+    assert os.listdir(tmp_path / "response") == []
+    assert os.listdir(tmp_path / "inputAssets") == []
+
+
+def test_spares_beyond_the_limit_are_removed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("nvcf_helpers.local.request_dirs.MAX_SPARES", 1)
+    directories = RequestDirectories(tmp_path)
+    made = [directories.make(f"request-{index}") for index in range(3)]
+    for pair in made:
+        directories.release(*pair)
+    assert directories.settle()
+    assert len(os.listdir(tmp_path / "spare-directories")) == 2  # one of each kind
+    assert os.listdir(tmp_path / "response") == []
