@@ -227,9 +227,9 @@ class LocalCloud:
         )
 
     async def close(self, grace: float) -> None:
-        """Stop every deployment's instances, then the request directories' recycler."""
+        """Stop every deployment's instances; wait for request directories being removed."""
         await asyncio.gather(*(deployment.stop(grace) for deployment in self))
-        await asyncio.to_thread(self.files.directories.close)
+        await self.files.directories.close()
 
     async def dismiss_guards(self) -> None:
         """Every container is stopped: end the clean-up guards."""

@@ -451,7 +451,7 @@ class Worker:
                 if self.store.get(invocation.request_id) is not invocation:
                     self._discard(result)  # nobody can collect it (answered 504, or forgotten)
         finally:
-            # After the result is out, as NVCF's worker does (in a thread of their own).
+            # After the result is out, as NVCF's worker does (once the answer has gone).
             self.directories.release(*directories)
         logger.debug(
             "request %s: %d in %.3f s",

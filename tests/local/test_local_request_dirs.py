@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -18,7 +19,6 @@ def _cycle(directories: RequestDirectories, request_id: str, work=None) -> tuple
     if work is not None:
         work(asset_dir, output_dir)
     directories.release(str(asset_dir), str(output_dir))
-    assert directories.settle()
     return asset_dir, output_dir
 
 
@@ -32,7 +32,6 @@ def test_paths_and_modes_are_nvcfs(tmp_path: Path) -> None:
         assert not any(asset_dir.iterdir())
         assert not any(output_dir.iterdir())
         directories.release(str(asset_dir), str(output_dir))
-        assert directories.settle()
         assert not asset_dir.exists()
         assert not output_dir.exists()
 
@@ -72,16 +71,29 @@ def test_a_directory_whose_mode_changed_is_removed(tmp_path: Path) -> None:
     assert _mode(Path(output_dir)) == 0o777
 
 
-def test_close_finishes_what_was_released_and_later_releases_remove(tmp_path: Path) -> None:
+def test_on_the_loop_directories_go_back_after_the_callbacks_already_due(
+    tmp_path: Path,
+) -> None:
     directories = RequestDirectories(tmp_path)
-    first = directories.make("first")
-    second = directories.make("second")
-    directories.release(*first)
-    directories.close()  # the recycler finishes "first", then stops
-    assert os.listdir(tmp_path / "response") == ["second"]
-    directories.release(*second)  # after close: removed at once, on the caller's thread
-    assert os.listdir(tmp_path / "response") == []
-    assert os.listdir(tmp_path / "inputAssets") == []
+
+    async def cycle() -> list[list[str]]:
+        seen = []
+        pair = directories.make("first")
+        directories.release(*pair)
+        seen.append(os.listdir(tmp_path / "response"))  # still there: the answer goes first
+        await asyncio.sleep(0)
+        seen.append(os.listdir(tmp_path / "response"))
+        kept = directories.make("second")
+        (Path(kept[1]) / "result.bin").write_bytes(b"x")
+        directories.release(*kept)
+        await asyncio.sleep(0)
+        await directories.close()  # the removal of a directory with files, in a thread
+        seen.append(os.listdir(tmp_path / "response"))
+        return seen
+
+    assert asyncio.run(cycle()) == [["first"], [], []]
+    # The first pair went back and was reused; of the second, only the empty asset directory.
+    assert len(os.listdir(tmp_path / "spare-directories")) == 1
 
 
 def test_spares_beyond_the_limit_are_removed(tmp_path: Path, monkeypatch) -> None:
@@ -89,7 +101,6 @@ def test_spares_beyond_the_limit_are_removed(tmp_path: Path, monkeypatch) -> Non
     directories = RequestDirectories(tmp_path)
     made = [directories.make(f"request-{index}") for index in range(3)]
     for pair in made:
-        directories.release(*pair)
-    assert directories.settle()
+        directories.release(*pair)  # off the loop: at once
     assert len(os.listdir(tmp_path / "spare-directories")) == 2  # one of each kind
     assert os.listdir(tmp_path / "response") == []
