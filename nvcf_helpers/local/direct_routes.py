@@ -96,7 +96,7 @@ class DirectRoutes(InvocationRoutes):
             finally:
                 reply.release()
         finally:
-            worker.directories.release(asset_dir, output_dir)
+            worker.directories.release(output_dir)  # no assets: no asset directory
 
     async def _head(
         self,

@@ -1,16 +1,19 @@
-"""Each request's asset and output directories, made and taken back cheaply.
+"""Each request's output directory, made and taken back cheaply; its asset directory.
 
-NVCF's worker gives every request ``inputAssets/<reqid>`` (mode 0755) and a
-world-writable ``response/<reqid>``, and removes both after the answer
-(facts §1). On a journaling file system an ``rmdir`` waits for the journal
+NVCF's worker gives every request a world-writable ``response/<reqid>``,
+and an ``inputAssets/<reqid>`` (mode 0777) only when the request has input
+assets, though ``NVCF-ASSET-DIR`` always names it; it removes both after
+the answer (facts §1; ``work.go`` 172-175, 619-631 at the commit the README
+links). On a journaling file system an ``rmdir`` waits for the journal
 (about 70 µs on ext4 here, against 7 µs for a ``rename``), and a ``mkdir``
 on the event loop then waits behind the removals of earlier requests. So
-directories left empty are not removed but renamed into a pool of spares
-beside the two roots, and the next request's are renamed out of it: in the
-steady state a request costs two renames on the way in and two on the way
-out, and no ``mkdir`` or ``rmdir`` at all. A directory the container left
-files in (or changed the mode of) is removed in a thread, never reused; a
-spare is checked to be empty once it has left the request's path.
+output directories left empty are not removed but renamed into a pool of
+spares, and the next request's is renamed out of it: in the steady state a
+request costs a rename on the way in and one on the way out, and no
+``mkdir`` or ``rmdir`` at all. A directory the container left files in (or
+changed the mode of) is removed in a thread, never reused; a spare is
+checked to be empty once it has left the request's path. Asset directories,
+rarer, are made with the assets' copies and removed, both in threads.
 
 Paths are plain strings: building ``pathlib`` paths cost more than the
 renames themselves. (A recycler thread was tried and measured: the GIL
@@ -28,9 +31,9 @@ from pathlib import Path
 
 __all__ = ["MAX_SPARES", "RequestDirectories"]
 
-_ASSET_MODE = 0o755
+_ASSET_MODE = 0o777
 _OUTPUT_MODE = 0o777
-#: Spare directories kept of each kind; beyond, returned ones are removed.
+#: Spare output directories kept; beyond, returned ones are removed.
 MAX_SPARES = 256
 
 
@@ -46,40 +49,42 @@ class RequestDirectories:
         self._asset_prefix = f"{self.asset_root}{os.sep}"
         self._output_prefix = f"{self.output_root}{os.sep}"
         self._spare_prefix = f"{spare_root}{os.sep}"
-        self._spares: dict[int, list[str]] = {_ASSET_MODE: [], _OUTPUT_MODE: []}
+        self._spares: list[str] = []
         self._names = 0
         self._removals: set[asyncio.Future[None]] = set()
 
     def make(self, request_id: str) -> tuple[str, str]:
-        """Give request ``request_id`` its asset and output directories (their paths)."""
-        asset_dir = self._asset_prefix + request_id
-        output_dir = self._output_prefix + request_id
-        self._place(asset_dir, _ASSET_MODE)
-        try:
-            self._place(output_dir, _OUTPUT_MODE)
-        except BaseException:
-            os.rmdir(asset_dir)
-            raise
-        return asset_dir, output_dir
+        """Request ``request_id``'s asset and output directory paths; only the output one is made.
 
-    def _place(self, target: str, mode: int) -> None:
-        spares = self._spares[mode]
+        The asset directory is made by :meth:`make_asset_dir`, when the
+        request has assets.
+        """
+        output_dir = self._output_prefix + request_id
+        spares = self._spares
         while spares:
             try:
-                os.rename(spares.pop(), target)
-                return
+                os.rename(spares.pop(), output_dir)
+                break
             except OSError:
                 continue  # removed from under us: make another
-        os.mkdir(target, mode)
-        os.chmod(target, mode)  # past the umask: the output directory is world-writable
+        else:
+            os.mkdir(output_dir, _OUTPUT_MODE)
+            os.chmod(output_dir, _OUTPUT_MODE)  # past the umask: world-writable
+        return self._asset_prefix + request_id, output_dir
+
+    @staticmethod
+    def make_asset_dir(asset_dir: str) -> None:
+        """Make a request's asset directory, mode 0777 as NVCF's worker makes it (blocking)."""
+        os.mkdir(asset_dir, _ASSET_MODE)
+        os.chmod(asset_dir, _ASSET_MODE)
 
     def release(self, *directories: str) -> None:
-        """Take a request's directories back once its answer is out.
+        """Take a request's directories back once its answer is out (those that were made).
 
         On the event loop this runs once the callbacks already due have run
         (the handler that sends the answer among them), and never blocks:
-        empty directories are renamed into the spares (a rename and a look,
-        a few microseconds), anything else is removed in a thread. Off the
+        an empty output directory is renamed into the spares (a rename and a
+        look, a few microseconds), anything else is removed in a thread. Off the
         loop it all happens now.
         """
         try:
@@ -102,12 +107,11 @@ class RequestDirectories:
             removal.add_done_callback(self._removals.discard)
 
     def _recycle(self, directories: Iterable[str]) -> list[str]:
-        """Rename the empty ones into the spares; the others, to be removed."""
+        """Rename the empty output directories into the spares; the others, to be removed."""
         leftovers = []
+        spares = self._spares
         for directory in directories:
-            mode = _ASSET_MODE if directory.startswith(self._asset_prefix) else _OUTPUT_MODE
-            spares = self._spares[mode]
-            if len(spares) >= MAX_SPARES:
+            if not directory.startswith(self._output_prefix) or len(spares) >= MAX_SPARES:
                 leftovers.append(directory)
                 continue
             # Renamed first, then looked at: once it has left the request's path,
@@ -119,7 +123,7 @@ class RequestDirectories:
             except OSError:
                 leftovers.append(directory)
                 continue
-            if _reusable(spare, mode):
+            if _reusable(spare, _OUTPUT_MODE):
                 spares.append(spare)
             else:
                 leftovers.append(spare)

@@ -1,8 +1,9 @@
 """The worker: what NVCF's worker does between the invocation API and the container.
 
-For each invocation it makes the request's asset and output directories,
-copies the input assets, and sends the body to ``inferenceUrl`` with the
-headers NVCF's worker sets (facts §1 of ``NVCF_SOURCE_FACTS.md``), through
+For each invocation it makes the request's output directory (and, when it
+has input assets, its asset directory with the assets in it), and sends the
+body to ``inferenceUrl`` with the headers NVCF's worker sets (facts §1 of
+``NVCF_SOURCE_FACTS.md``), through
 :mod:`~nvcf_helpers.local.exchange`: redirects are relayed, never followed, a
 large body streams to a file rather than into memory, and the call is closed
 as soon as the invocation is cancelled (504, caller gone, shutdown). In
@@ -487,13 +488,10 @@ class Worker:
             return refusal
         invocation.state = InvocationState.RUNNING
         asset_dir, output_dir = self._make_directories(invocation)
-        directories += (asset_dir, output_dir)
+        directories.append(output_dir)
         self._in_flight.add(invocation)
         try:
-            if forward.asset_ids:
-                await asyncio.to_thread(
-                    self.assets.copy_into, list(forward.asset_ids), Path(asset_dir)
-                )
+            await self._deliver_assets(forward, asset_dir, directories)
             headers = self._headers(invocation, forward, asset_dir, output_dir)
             compatible = compatibility_mode(headers)
             early = [HELM_ASSETS_WARNING] if self.helm and forward.asset_ids else []
@@ -592,7 +590,22 @@ class Worker:
         return _with_warnings(_problem(source, 500, detail), [cause])
 
     def _make_directories(self, invocation: Invocation) -> tuple[str, str]:
+        """The request's asset and output directories; only the output one exists yet."""
         return self.directories.make(invocation.request_id)
+
+    async def _deliver_assets(self, forward: Forward, asset_dir: str, made: list[str]) -> None:
+        """Make the asset directory and copy the assets in, for a request that has any.
+
+        NVCF's worker makes the directory only then (``NVCF-ASSET-DIR`` names
+        it either way): a container that expects it without assets fails there.
+        """
+        if forward.asset_ids:
+            made.append(asset_dir)
+            await asyncio.to_thread(self._copy_assets, list(forward.asset_ids), asset_dir)
+
+    def _copy_assets(self, asset_ids: list[str], asset_dir: str) -> None:
+        self.directories.make_asset_dir(asset_dir)
+        self.assets.copy_into(asset_ids, Path(asset_dir))
 
     def _headers(
         self, invocation: Invocation, forward: Forward, asset_dir: str, output_dir: str
@@ -681,12 +694,10 @@ class Worker:
                 return _to_response(refusal, invocation)
             invocation.state = InvocationState.RUNNING
             asset_dir, output_dir = self._make_directories(invocation)
+            made = [output_dir]
             self._in_flight.add(invocation)
             try:
-                if forward.asset_ids:
-                    await asyncio.to_thread(
-                        self.assets.copy_into, list(forward.asset_ids), Path(asset_dir)
-                    )
+                await self._deliver_assets(forward, asset_dir, made)
                 headers = self._headers(invocation, forward, asset_dir, output_dir)
                 response = await self._relay(invocation, forward, headers, request)
                 if metrics is not None:
@@ -696,7 +707,7 @@ class Worker:
                 return response
             finally:
                 self._in_flight.discard(invocation)
-                self.directories.release(asset_dir, output_dir)
+                self.directories.release(*made)
 
     async def _relay(
         self,

@@ -79,6 +79,14 @@ def test_asset_dir_is_set_without_assets(target: Target) -> None:
         assert asset_dir == f"/var/inf/inputAssets/{reply.request_id}"
 
 
+def test_asset_dir_is_made_only_for_assets(target: Target) -> None:
+    """§1: NVCF-ASSET-DIR is set, but the directory is made only for a request with assets.
+
+    Source: work.go 619-631 (downloadAssets returns before its Mkdir when there are none).
+    """
+    assert target.invoke({}).json()["asset_dir_mode"] is None
+
+
 def test_large_output_dir_is_per_request(target: Target) -> None:
     """§1 "Headers the worker sets": NVCF-LARGE-OUTPUT-DIR = /var/inf/response/<reqid>."""
     reply = target.invoke({})
@@ -117,6 +125,7 @@ def test_assets_are_saved_by_id_and_listed(target: Target, tmp_path: Path) -> No
         for index, asset_id in enumerate(ids):
             assert assets[asset_id]["text"] == f"asset {index}"
             assert assets[asset_id]["mode"] == "0o644"
+        assert reply.json()["asset_dir_mode"] == "0o777"  # work.go 624-631
     finally:
         for asset_id in ids:
             client.delete_asset(asset_id)

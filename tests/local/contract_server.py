@@ -34,10 +34,12 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from server_base import serve
@@ -83,6 +85,13 @@ def _stop(signum: int, frame: object) -> None:
         with open(report, "w") as stream:
             stream.write(str(_open_connections))
     os._exit(0)
+
+
+def _mode_of(directory: Path | None) -> str | None:
+    try:
+        return oct(stat.S_IMODE(os.stat(directory).st_mode)) if directory is not None else None
+    except FileNotFoundError:
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -157,6 +166,9 @@ class Handler(BaseHTTPRequestHandler):
                 "assets": {a: read_asset(ctx, a).decode() for a in list_assets(ctx)}
                 if ctx.asset_dir is not None
                 else None,
+                # The asset directory's mode, or None when there is none (NVCF makes it
+                # only for a request with assets).
+                "asset_dir_mode": _mode_of(ctx.asset_dir),
                 "pid": os.getpid(),
                 "input": request,
             }

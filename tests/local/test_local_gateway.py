@@ -373,9 +373,18 @@ class TestAssets:
         reply = raw.invoke({}, {"NVCF-INPUT-ASSET-REFERENCES": asset["assetId"]})
         echo = reply.json()
         assert echo["assets"] == {asset["assetId"]: "hello asset"}
+        assert echo["asset_dir_mode"] == "0o777"  # work.go 624-631: made 0777 for assets
         assert _ci(echo)["nvcf-function-asset-ids"] == asset["assetId"]
         # NVCF's gateway and worker forward the caller's header too (facts §1, client headers).
         assert _ci(echo)["nvcf-input-asset-references"] == asset["assetId"]
+
+    def test_no_asset_directory_without_assets(self, raw: Raw) -> None:
+        """NVCF-ASSET-DIR names a directory NVCF's worker makes only for a request with assets."""
+        reply = raw.invoke({})
+        echo = reply.json()
+        assert _ci(echo)["nvcf-asset-dir"].endswith("/" + reply.headers["NVCF-REQID"])
+        assert echo["asset_dir_mode"] is None
+        assert echo["assets"] == {}  # nvcf_helpers.assets.list_assets copes with no directory
 
     def test_upload_with_other_headers_is_403(self, raw: Raw) -> None:
         """Headers that differ from the signed ones are refused, as S3 does."""

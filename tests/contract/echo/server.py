@@ -90,6 +90,13 @@ def _write_progress(step: dict[str, Any], output_dir: Path, request_id: str) -> 
     time.sleep(float(step.get("pause", 0.3)))
 
 
+def _mode(directory: str | None) -> str | None:
+    """The directory's permission bits, or None when it does not exist."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    return oct(os.stat(directory).st_mode & 0o777)
+
+
 def _assets(asset_dir: str | None) -> list[dict[str, Any]]:
     if not asset_dir or not os.path.isdir(asset_dir):
         return []
@@ -183,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
             "body_length": len(body),
             "in_flight": in_flight,
             "assets": _assets(self.headers.get("NVCF-ASSET-DIR")),
+            "asset_dir_mode": _mode(self.headers.get("NVCF-ASSET-DIR")),
         }
         self._send(200, json.dumps(echo).encode(), "application/json", headers)
 
