@@ -122,6 +122,7 @@ class ContainerReply:
             data = b"".join(self._chunks)
             self._chunks.clear()
             self._held = 0
+            self._connection.resume()
             return data
         pieces = []
         while chunk := await self.read_chunk():
@@ -147,7 +148,7 @@ class ContainerReply:
         self._wake()
 
     def _fail(self, error: BaseException) -> None:
-        if not self._done:
+        if not self._done and self._error is None:
             self._error = error
         self._wake()
 
@@ -175,37 +176,80 @@ class _Connection(asyncio.Protocol):
         self._until_close = False
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
+        #: The whole request body went out (a container that answered early may not read it).
+        self.sent_all = True
 
     # -- the exchange --------------------------------------------------------------------------
 
     async def exchange(self, head: bytes, body: bytes) -> ContainerReply:
-        """Send the request; its answer once the head is in."""
+        """Send the request; its answer once the head is in.
+
+        A container may answer before it has read a large body (a 413, say):
+        the answer is taken as it comes, the rest of the body is not sent,
+        and the connection is then not reused.
+        """
         transport = self.transport
         assert transport is not None
-        self._head = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[ContainerReply] = asyncio.get_running_loop().create_future()
+        self._head = answer
         self._reply = None
-        if len(body) <= _WRITE_PIECE:
-            transport.write(head + body)
-        else:
-            transport.write(head)
-            view = memoryview(body)
-            for start in range(0, len(body), _WRITE_PIECE):
-                if self._drained is not None:
-                    await self._drained
-                if self.closed:
-                    break  # the answer (or its failure) tells what happened
-                transport.write(view[start : start + _WRITE_PIECE])
-        return await self._head
+        self.sent_all = True
+        try:
+            if len(body) <= _WRITE_PIECE:
+                transport.write(head + body)
+            else:
+                await self._write_pieces(transport, head, body, answer)
+            return await answer
+        except BaseException:
+            if not answer.done():
+                answer.cancel()
+            elif not answer.cancelled():
+                answer.exception()  # seen here: not "never retrieved"
+            raise
+
+    async def _write_pieces(
+        self,
+        transport: asyncio.Transport,
+        head: bytes,
+        body: bytes,
+        answer: asyncio.Future[ContainerReply],
+    ) -> None:
+        transport.write(head)
+        view = memoryview(body)
+        for start in range(0, len(body), _WRITE_PIECE):
+            drained = self._drained
+            if drained is not None:
+                await asyncio.wait((answer, drained), return_when=asyncio.FIRST_COMPLETED)
+            if answer.done() or self.closed:
+                self.sent_all = False  # answered early, or gone: the answer tells which
+                return
+            transport.write(view[start : start + _WRITE_PIECE])
 
     def usable(self) -> bool:
-        """Open, idle and free to carry another request."""
-        return not self.closed and self.transport is not None and not self.transport.is_closing()
+        """Open, idle, reading and free to carry another request."""
+        return (
+            not self.closed
+            and not self._paused
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
 
     def abort(self) -> None:
-        """Drop the connection at once (a cancelled or broken exchange)."""
+        """Drop the connection at once (a cancelled or broken exchange, or closing).
+
+        An answer still arriving fails: cut off here, it must not look complete.
+        """
         self.closed = True
+        self._fail(ContainerClosed("the local NVCF closed the connection to the container"))
         if self.transport is not None:
             self.transport.abort()
+
+    def _fail(self, error: BaseException) -> None:
+        head, reply = self._head, self._reply
+        if reply is not None:
+            reply._fail(error)
+        elif head is not None and not head.done():
+            head.set_exception(error)
 
     def pause(self) -> None:
         if not self._paused and self.transport is not None:
@@ -232,7 +276,10 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            self._broken(cause if isinstance(cause, HeadTooLarge) else NotHttp(str(exc)))
+            if isinstance(cause, (HeadTooLarge, NotHttp)):
+                self._broken(cause)
+            else:
+                self._broken(NotHttp(str(exc)))
         except httptools.HttpParserUpgrade:
             self._broken(NotHttp("the container switched protocols"))
         except httptools.HttpParserError as exc:
@@ -244,7 +291,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         reply = self._reply
-        if reply is not None and not reply._done:
+        if reply is not None and not reply._done and reply._error is None:
             if exc is None and self._until_close:
                 reply._finish()  # a body delimited by the end of the connection
                 return
@@ -273,7 +320,14 @@ class _Connection(asyncio.Protocol):
         self._headers = []
         self._head_size = 0
 
+    def on_status(self, status: bytes) -> None:
+        self._head_size += len(status)
+        if self._head_size > MAX_RESPONSE_HEAD_BYTES:
+            raise HeadTooLarge(f"a status line of more than {MAX_RESPONSE_HEAD_BYTES} bytes")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a trailer after a chunked body: NVCF's worker relays none
         headers = self._headers
         self._head_size += len(name) + len(value) + 4
         if len(headers) >= MAX_RESPONSE_HEADERS:
@@ -298,6 +352,9 @@ class _Connection(asyncio.Protocol):
             if lowered == "content-length":
                 length = int(value) if value.strip().isdigit() else None
             elif lowered == "transfer-encoding":
+                if value.rsplit(",", 1)[-1].strip().lower() != "chunked":
+                    # Go's client refuses these too: "unsupported transfer encoding".
+                    raise NotHttp(f"unsupported transfer encoding {value!r}")
                 chunked = True
         self.keep_alive = self.parser.should_keep_alive()
         self._until_close = length is None and not chunked and status not in (204, 304)
@@ -319,11 +376,7 @@ class _Connection(asyncio.Protocol):
             self._reply._finish()
 
     def _broken(self, error: BaseException) -> None:
-        head, reply = self._head, self._reply
-        if reply is not None:
-            reply._fail(error)
-        elif head is not None and not head.done():
-            head.set_exception(error)
+        self._fail(error)
         self.abort()
 
 
@@ -357,7 +410,9 @@ class _Call:
             and reply is not None
             and reply.complete
             and connection.keep_alive
+            and connection.sent_all
             and connection.usable()
+            and not self._client._closed
         ):
             self._client._idle.append(connection)
         else:
@@ -393,8 +448,9 @@ class ContainerClient:
             lines.append(f"{name}: {value}\r\n")
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")
         head = "".join(lines)
-        if head.count("\n") != len(headers) + 4:
-            raise ValueError("a header sent to the container holds a line break")
+        breaks = len(headers) + 4
+        if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head:
+            raise ValueError("a header sent to the container holds a line break or a NUL")
         return _Call(self, head.encode("utf-8", "surrogateescape"), body)
 
     async def close(self) -> None:
@@ -416,6 +472,9 @@ class ContainerClient:
             raise ContainerClosed("the local NVCF closed its connections to the container")
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(_Connection, self.host, self.port)
+        if self._closed:  # closed while connecting
+            connection.abort()
+            raise ContainerClosed("the local NVCF closed its connections to the container")
         self._open.add(connection)
         return connection
 

@@ -8,6 +8,8 @@ framed, broken or oversized reaches the client as it would from a container.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -20,6 +22,7 @@ from nvcf_helpers.local.container_http import (
     HeadTooLarge,
     NotHttp,
 )
+from nvcf_helpers.local.exchange import CONNECTION_ERROR, failure
 
 Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -288,5 +291,153 @@ def test_close_drops_idle_connections() -> None:
             await asyncio.wait_for(server.closed.wait(), 5)
             with pytest.raises(ContainerClosed, match="closed its connections"):
                 await post(client)
+
+    run(test)
+
+
+# -- found in review: each pinned ---------------------------------------------------------------
+
+
+def test_an_early_answer_to_a_large_upload_is_taken_and_the_connection_dropped() -> None:
+    async def refuse_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the head only: the body is never read
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+        await writer.drain()
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def test() -> None:
+        server = await asyncio.start_server(refuse_unread, "127.0.0.1", 0)
+        client = ContainerClient("127.0.0.1", server.sockets[0].getsockname()[1], "/infer")
+        try:
+            began = asyncio.get_running_loop().time()
+            assert await post(client, b"x" * (64 * 1024 * 1024)) == (413, b"too big!")
+            assert asyncio.get_running_loop().time() - began < 3
+            assert not client._idle  # the rest of the body was never sent: not reusable
+        finally:
+            await client.close()
+            server.close()
+
+    run(test)
+
+
+def test_trailers_are_not_headers() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Type\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nContent-Type: text/evil\r\n\r\n"
+    )
+
+    async def test() -> None:
+        async with Scripted(answer_with(raw)) as client:
+            async with client.post([], b"{}") as reply:
+                assert await reply.read() == b"abc"
+                assert ("Content-Type", "text/evil") not in reply.headers
+            assert len(client._idle) == 1
+
+    run(test)
+
+
+def test_a_reset_mid_body_is_a_connection_error_as_go_reports_it() -> None:
+    """Go's body read returns a *net.OpError: work.go's handleInferenceError says connection."""
+
+    async def reset(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return False
+
+    async def test() -> None:
+        async with Scripted(reset) as client:
+            with pytest.raises(ConnectionResetError) as caught:
+                await post(client)
+            assert failure(caught.value)[0] == CONNECTION_ERROR
+
+    run(test)
+
+
+def test_a_whole_body_over_the_pause_mark_leaves_the_connection_reading() -> None:
+    payload = b"y" * ((1 << 20) + 100_000)
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload
+
+    async def test() -> None:
+        server = Scripted(answer_with(raw))
+        async with server as client:
+            async with client.post([], b"{}") as reply:
+                await asyncio.sleep(0.2)  # all of it arrives first: reading is paused
+                assert await reply.read() == payload
+            assert await post(client) == (200, payload)  # the reused connection reads again
+        assert server.connections == 1
+
+    run(test)
+
+
+def test_closing_while_connecting_leaves_nothing_open() -> None:
+    async def test() -> None:
+        server = Scripted(answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        async with server as client:
+            call = asyncio.ensure_future(post(client))
+            await asyncio.sleep(0)  # inside create_connection
+            await client.close()
+            with pytest.raises(ContainerClosed):
+                await call
+            assert not client._idle
+            assert not client._open
+
+    run(test)
+
+
+def test_closing_cuts_a_body_that_ends_with_the_connection() -> None:
+    async def endless(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nstream")
+        await writer.drain()
+        await asyncio.sleep(5)
+        return False
+
+    async def test() -> None:
+        async with Scripted(endless) as client, client.post([], b"{}") as reply:
+            assert await reply.read_chunk() == b"stream"
+            await client.close()
+            with pytest.raises(ContainerClosed, match="closed the connection"):
+                await reply.read_chunk()
+            assert not reply.complete
+
+    run(test)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "words"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nbody",
+            NotHttp,
+            "unsupported transfer encoding 'identity'",
+            id="transfer-encoding-not-chunked",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 " + b"k" * (MAX_RESPONSE_HEAD_BYTES + 1) + b"\r\n\r\n",
+            HeadTooLarge,
+            "status line",
+            id="status-line-too-long",
+        ),
+    ],
+)
+def test_more_answers_go_refuses(raw: bytes, error: type[Exception], words: str) -> None:
+    async def test() -> None:
+        async with Scripted(answer_with(raw, keep=False)) as client:
+            with pytest.raises(error, match=words):
+                await post(client)
+
+    run(test)
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\0b"])
+def test_a_carriage_return_or_nul_in_a_header_is_refused(value: str) -> None:
+    async def test() -> None:
+        async with Scripted(answer_with(b"")) as client:
+            with pytest.raises(ValueError, match="line break or a NUL"):
+                client.post([("X-Bad", value)], b"{}")
 
     run(test)
