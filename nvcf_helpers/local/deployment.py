@@ -111,8 +111,9 @@ class Deployment:
         self.settings = settings
         self.files = files
         self.assets = assets
-        # Its own connections: closing them lets its containers stop at once (servers
-        # such as Triton wait out their exit timeout for idle keep-alive connections).
+        # Its own connections (this session's for health checks and direct calls, each
+        # worker's client for pexec calls): closing them lets its containers stop at once
+        # (servers such as Triton wait out their exit timeout for idle keep-alive ones).
         self.session = container_session()
         self.store = InvocationStore(
             capacity=1,

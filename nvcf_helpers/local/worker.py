@@ -341,7 +341,8 @@ class Worker:
         store: where invocations wait for their result to be collected.
         assets: the asset store input assets are copied from.
         root: the local NVCF's temporary root; request directories live under it.
-        session: the HTTP session that talks to the container.
+        session: the aiohttp session for direct invocations (streamed bodies, any
+            method); pexec calls go through the worker's own :class:`ContainerClient`.
         max_concurrency: requests the container is given at once (NVCF's
             ``maxRequestConcurrency``); the rest wait in the function's queue.
         max_response_bytes: the largest body passed back inline, also sent as
