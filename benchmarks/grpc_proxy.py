@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 from figures import Figure, interleaved_medians, report
-from servers import log_path, one_line_failures
+from servers import function_definition, log_path, one_line_failures
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "triton_repository"
 BOUND_MS = 1.0
@@ -43,19 +43,14 @@ def measure(calls: int) -> list[Figure]:
     from nvcf_helpers.testing import free_port
 
     grpc_port, http_port = free_port(), free_port()
-    spec = {
-        "name": "grpc-benchmark",
-        "inferenceUrl": "/grpc",
-        "inferencePort": grpc_port,
-        "health": {
-            "protocol": "gRPC",
-            "uri": "/",
-            "port": grpc_port,
-            "timeout": "PT10S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "nvcr.io/local/grpc-benchmark:1",
-    }
+    spec = function_definition(
+        "grpc-benchmark",
+        grpc_port,
+        "nvcr.io/local/grpc-benchmark:1",
+        inference_url="/grpc",
+        health_protocol="gRPC",
+        health_uri="/",
+    )
     command = [sys.executable, "-m", "nvcf_helpers", "serve", str(REPOSITORY)]
     command += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     with LocalNvcf(spec, command, output=log_path("grpc-nvcf"), startup_timeout=180) as nvcf:

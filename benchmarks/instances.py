@@ -54,7 +54,7 @@ from typing import Any
 
 from figures import Figure, report
 from local import CALLERS, concurrent_calls, rss_mb
-from servers import LOG_DIR, log_path, one_line_failures
+from servers import LOG_DIR, function_definition, log_path, one_line_failures
 
 from nvcf_helpers.client import NvcfClient
 
@@ -91,19 +91,7 @@ class Rate(Figure):
 
 def definition(name: str) -> dict[str, Any]:
     """A function definition for the echo container (its ports replaced per instance)."""
-    return {
-        "name": name,
-        "inferenceUrl": "/infer",
-        "inferencePort": 8000,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": 8000,
-            "timeout": "PT10S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": IMAGE,
-    }
+    return function_definition(name, 8000, IMAGE)
 
 
 def specification(instances: int) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from figures import Figure, interleaved_medians, report
-from servers import log_path, one_line_failures
+from servers import function_definition, log_path, one_line_failures
 
 BODY = b'{"text": "benchmark"}'
 CALLERS = 16
@@ -324,19 +324,7 @@ def measure(calls: int, rounds: int, invocations: int) -> list[Figure]:
     from nvcf_helpers.testing import free_port, stop_process
 
     container, proxy_port = free_port(), free_port()
-    spec = {
-        "name": "benchmark",
-        "inferenceUrl": "/infer",
-        "inferencePort": container,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": container,
-            "timeout": "PT10S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "local/echo:latest",
-    }
+    spec = function_definition("benchmark", container, "local/echo:latest")
     me = str(Path(__file__).resolve())
     proxies: dict[str, tuple[int, subprocess.Popen[bytes], Path]] = {}
     try:

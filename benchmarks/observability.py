@@ -27,7 +27,7 @@ from pathlib import Path
 
 from figures import Figure, interleaved_times, report
 from local import new_connection_call
-from servers import log_path, one_line_failures
+from servers import function_definition, log_path, one_line_failures
 
 BOUND = 1.10
 #: What an open dashboard (and a Prometheus scrape) fetches, once a second each.
@@ -115,19 +115,7 @@ def measure(calls: int, block: int, verbose: bool = False) -> list[Figure]:
     from nvcf_helpers.testing import free_port
 
     container = free_port()
-    spec = {
-        "name": "benchmark",
-        "inferenceUrl": "/infer",
-        "inferencePort": container,
-        "health": {
-            "protocol": "HTTP",
-            "uri": "/health",
-            "port": container,
-            "timeout": "PT10S",
-            "expectedStatusCode": 200,
-        },
-        "containerImage": "local/echo:latest",
-    }
+    spec = function_definition("benchmark", container, "local/echo:latest")
     command = [sys.executable, str(LOCAL_BENCHMARK), "--container", str(container)]
     with LocalNvcf(spec, command, output=log_path("observability-local-nvcf")) as nvcf:
         gateway = int(nvcf.base_url.rsplit(":", 1)[1])

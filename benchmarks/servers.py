@@ -48,6 +48,31 @@ class ServerFailedError(SystemExit):
         super().__init__(f"{what} did not get ready; its output is in {log}")
 
 
+def function_definition(
+    name: str,
+    port: int,
+    image: str,
+    *,
+    inference_url: str = "/infer",
+    health_protocol: str = "HTTP",
+    health_uri: str = "/health",
+) -> dict[str, Any]:
+    """The function definition a benchmark registers: inference and health on ``port``."""
+    return {
+        "name": name,
+        "inferenceUrl": inference_url,
+        "inferencePort": port,
+        "health": {
+            "protocol": health_protocol,
+            "uri": health_uri,
+            "port": port,
+            "timeout": "PT10S",
+            "expectedStatusCode": 200,
+        },
+        "containerImage": image,
+    }
+
+
 @contextmanager
 def one_line_failures() -> Iterator[None]:
     """Report a server that failed in one line naming the logs, not with its output."""
